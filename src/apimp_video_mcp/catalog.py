@@ -1,0 +1,133 @@
+"""What each video model accepts, and the documented rule that turns `size` into a format.
+
+APIMP documents the Veo 3 family on its own page; the Sora 2 page is not available, so its
+limits come from OpenAI's documentation (vendor docs, marked below). Rules live here as data,
+so the same facts check a request, describe the model to an agent and fill the README.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal, get_args
+
+VideoModelId = Literal[
+    "veo-3.0-generate-001",
+    "veo-3.0-fast-generate-001",
+    "veo-3.1-generate-preview",
+    "veo-3.1-fast-generate-preview",
+    "sora-2",
+    "sora-2-pro",
+]
+AspectRatio = Literal["16:9", "9:16"]
+Resolution = Literal["720p", "1080p", "4k"]
+
+VIDEO_MODEL_IDS: Final[tuple[VideoModelId, ...]] = get_args(VideoModelId)
+
+SIZE_PATTERN: Final = r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$"
+_SIZE_RE: Final = re.compile(SIZE_PATTERN)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model's documented limits; `None` means the docs set no limit."""
+
+    model_id: VideoModelId
+    family: Literal["veo", "sora"]
+    summary: str
+    durations_seconds: tuple[int, ...]
+    default_duration_seconds: int
+    resolutions: tuple[Resolution, ...] = ()
+    sizes: tuple[str, ...] | None = None
+    source: str = "APIMP Video API docs"
+
+
+_VEO_DURATIONS: Final = (4, 6, 8)  # Google's Veo 3 docs: 4, 6 or 8 seconds, 24 fps.
+_SORA_DURATIONS: Final = (4, 8, 12)  # OpenAI's Sora 2 docs.
+_SORA_SIZES: Final = ("720x1280", "1280x720")
+_SORA_PRO_SIZES: Final = (*_SORA_SIZES, "1024x1792", "1792x1024")
+
+MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
+    spec.model_id: spec
+    for spec in (
+        ModelSpec(
+            "veo-3.0-generate-001",
+            "veo",
+            "Google Veo 3.0: highest quality of the 3.0 line, with native audio.",
+            _VEO_DURATIONS,
+            8,
+            ("720p", "1080p"),
+        ),
+        ModelSpec(
+            "veo-3.0-fast-generate-001",
+            "veo",
+            "Google Veo 3.0 Fast: quicker and cheaper than Veo 3.0.",
+            _VEO_DURATIONS,
+            8,
+            ("720p", "1080p"),
+        ),
+        ModelSpec(
+            "veo-3.1-generate-preview",
+            "veo",
+            "Google Veo 3.1 (preview): the newest Veo; the only line that renders 4k.",
+            _VEO_DURATIONS,
+            8,
+            ("720p", "1080p", "4k"),
+        ),
+        ModelSpec(
+            "veo-3.1-fast-generate-preview",
+            "veo",
+            "Google Veo 3.1 Fast (preview): quicker and cheaper than Veo 3.1; renders 4k too.",
+            _VEO_DURATIONS,
+            8,
+            ("720p", "1080p", "4k"),
+        ),
+        ModelSpec(
+            "sora-2",
+            "sora",
+            "OpenAI Sora 2: video with synced audio.",
+            _SORA_DURATIONS,
+            4,
+            sizes=_SORA_SIZES,
+            source="OpenAI Sora 2 docs (APIMP's own page is not published)",
+        ),
+        ModelSpec(
+            "sora-2-pro",
+            "sora",
+            "OpenAI Sora 2 Pro: higher quality Sora, with larger portrait/landscape sizes.",
+            _SORA_DURATIONS,
+            4,
+            sizes=_SORA_PRO_SIZES,
+            source="OpenAI Sora 2 docs (APIMP's own page is not published)",
+        ),
+    )
+}
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """Split a "WxH" size into pixels; the caller has already checked SIZE_PATTERN."""
+    if not _SIZE_RE.match(size):
+        raise ValueError(f"size must look like WIDTHxHEIGHT, e.g. 1280x720, not {size!r}")
+    width, height = size.split("x")
+    return int(width), int(height)
+
+
+def aspect_ratio_for_size(size: str) -> AspectRatio:
+    """APIMP's documented rule: taller than wide is 9:16, anything else 16:9."""
+    width, height = parse_size(size)
+    return "9:16" if height > width else "16:9"
+
+
+def resolution_for_size(size: str) -> Resolution:
+    """APIMP's documented rule, taken literally: it reads the SHORT side of the size.
+
+    So 1920x1080 (short side 1080) maps to 720p, and only 1920 pixels on BOTH sides reach 1080p.
+    The authors may have meant the long side; we do not guess, we report what the rule yields
+    and recommend setting metadata.resolution explicitly.
+    """
+    short_side = min(parse_size(size))
+    if short_side >= 3840:
+        return "4k"
+    if short_side >= 1920:
+        return "1080p"
+    return "720p"

@@ -1,0 +1,115 @@
+"""The `apimp-video-mcp` command: serve MCP over stdio or streamable HTTP, or run the simulator.
+
+apimp-video-mcp                                   # stdio, for desktop hosts
+apimp-video-mcp --transport streamable-http       # HTTP at http://127.0.0.1:8000/mcp
+apimp-video-mcp --simulate                        # the whole workflow, no key, no cost
+apimp-video-mcp simulate --port 8765              # only the APIMP simulator
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import anyio
+from pydantic import SecretStr
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.config import Settings
+from apimp_video_mcp.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from apimp_video_mcp.server import AppContext
+
+logger = logging.getLogger("apimp_video_mcp")
+
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apimp-video-mcp",
+        description="MCP server for video generation (Veo 3, Sora 2) through APIMP. "
+        "Configured by APIMP_* environment variables; see the README.",
+    )
+    parser.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio")
+    parser.add_argument("--host", default=defaults.DEFAULT_HTTP_HOST, help="HTTP bind address")
+    parser.add_argument("--port", type=int, default=defaults.DEFAULT_HTTP_PORT, help="HTTP port")
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run against a built-in APIMP simulator (no key, no cost): to try the workflow in a host",
+    )
+    parser.add_argument(
+        "--task-duration",
+        type=float,
+        default=20.0,
+        help="with --simulate or simulate: seconds a simulated task takes (default 20)",
+    )
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING", help="stderr log level")
+    commands = parser.add_subparsers(dest="command")
+    simulate = commands.add_parser("simulate", help="serve only the APIMP simulator over HTTP")
+    simulate.add_argument("--host", default=defaults.DEFAULT_HTTP_HOST)
+    simulate.add_argument("--port", type=int, default=defaults.DEFAULT_SIMULATOR_PORT)
+    simulate.add_argument("--task-duration", type=float, default=20.0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    # Logs go to stderr: on stdio, stdout belongs to the protocol.
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "simulate":
+            anyio.run(_simulate_only, args)
+        else:
+            anyio.run(_serve, args)
+    except ConfigurationError as exc:
+        print(f"apimp-video-mcp: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from apimp_video_mcp.server import build_server
+
+    settings = Settings.from_env()
+    if not args.simulate:
+        server = build_server(settings)
+        await _run(server, args)
+        return
+
+    from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
+
+    simulator = Simulator(task_duration_seconds=args.task_duration)
+    async with running_simulator(simulator) as base_url:
+        logger.warning(
+            "simulate mode: APIMP calls go to the built-in simulator at %s; nothing is charged", base_url
+        )
+        settings = settings.model_copy(update={"base_url": base_url, "api_key": SecretStr(SIMULATOR_API_KEY)})
+        await _run(build_server(settings), args)
+
+
+async def _run(server: MCPServer[AppContext], args: argparse.Namespace) -> None:
+    if args.transport == "stdio":
+        await server.run_stdio_async()
+    else:
+        await server.run_streamable_http_async(host=args.host, port=args.port)
+
+
+async def _simulate_only(args: argparse.Namespace) -> None:
+    from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, serve_simulator
+
+    print(
+        f"APIMP simulator on http://{args.host}:{args.port} (API key: {SIMULATOR_API_KEY}); Ctrl-C stops it",
+        file=sys.stderr,
+    )
+    await serve_simulator(Simulator(task_duration_seconds=args.task_duration), host=args.host, port=args.port)

@@ -1,0 +1,217 @@
+"""The APIMP HTTP client: one request in, one parsed answer or one precise error out.
+
+It owns the wire details (bearer header, the code/data/error envelope, status codes) and the
+retry policy. It does not poll and knows nothing of MCP. The `httpx2.AsyncClient` is passed in
+so that one connection pool serves the whole server and tests can point it anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import httpx2
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.errors import (
+    ApimpError,
+    AuthenticationError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    TaskNotFoundError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamServerError,
+    UpstreamUnreachableError,
+)
+from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.retry import RetryPolicy, is_retryable_status, parse_retry_after, retry_delay_seconds
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_PATH: Final = "/api/generate/submit"
+STATUS_PATH: Final = "/api/generate/status/{task_id}"
+
+# These mean no connection was ever made, so the request provably never reached APIMP: the only
+# failures after which a submit may be sent again without risking a second charge.
+_NEVER_SENT: Final = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def build_http_client(base_url: str, *, request_timeout_seconds: float) -> httpx2.AsyncClient:
+    """The one HTTP client a server uses for its whole life, with every timeout explicit."""
+    return httpx2.AsyncClient(
+        base_url=base_url,
+        timeout=httpx2.Timeout(request_timeout_seconds, connect=defaults.CONNECT_TIMEOUT_SECONDS),
+        limits=httpx2.Limits(
+            max_connections=defaults.HTTP_MAX_CONNECTIONS,
+            max_keepalive_connections=defaults.HTTP_MAX_KEEPALIVE_CONNECTIONS,
+        ),
+        headers={"user-agent": "apimp-video-mcp", "accept": "application/json"},
+        follow_redirects=True,
+    )
+
+
+class ApimpClient:
+    """Typed access to APIMP's generation endpoints."""
+
+    def __init__(
+        self,
+        http: httpx2.AsyncClient,
+        api_key: Callable[[], str],
+        *,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Sleep = anyio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._http = http
+        self._api_key = api_key
+        self._retry_policy = retry_policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def submit(self, request: SubmitRequest) -> TaskSnapshot:
+        """Create a task. Sent again only if the connection never opened: never risk paying twice."""
+        body = request.to_body()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._http.post(SUBMIT_PATH, json=body, headers=self._auth_headers())
+                break
+            except _NEVER_SENT as exc:
+                delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
+                if delay is None:
+                    raise UpstreamUnreachableError(
+                        f"Could not connect to APIMP at {self._http.base_url} ({type(exc).__name__}); "
+                        "the video was not submitted and nothing was charged. Check APIMP_BASE_URL "
+                        "and the network, then try again."
+                    ) from None
+                logger.info("submit: connection failed (%s), retrying in %.1f s", type(exc).__name__, delay)
+                await self._sleep(delay)
+            except httpx2.TransportError as exc:
+                raise SubmitOutcomeUnknownError(
+                    f"The submit request was sent to APIMP but no answer came back ({type(exc).__name__}). "
+                    "The task may have been created (and charged) upstream, so it was NOT resubmitted. "
+                    "Check your APIMP dashboard before submitting again."
+                ) from None
+        if response.status_code >= 500:
+            # A gateway error after the request arrived: APIMP may still have created the task.
+            message = _error_message(response)
+            raise SubmitOutcomeUnknownError(
+                f"APIMP answered the submit with HTTP {response.status_code} ({message}). The task may "
+                "have been created (and charged) upstream, so it was NOT resubmitted. Check your APIMP "
+                "dashboard before submitting again."
+            )
+        data = self._data_or_raise(response, task_id=None)
+        return TaskSnapshot.from_wire(data)
+
+    async def get_status(self, task_id: str) -> TaskSnapshot:
+        """One status query, retried on rate limits, server errors and network failures."""
+        path = STATUS_PATH.format(task_id=task_id)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._http.get(path, headers=self._auth_headers())
+            except httpx2.TransportError as exc:
+                delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
+                if delay is None:
+                    raise UpstreamUnreachableError(
+                        f"Could not reach APIMP to check task {task_id} ({type(exc).__name__}) after "
+                        f"{attempt} attempts. The task itself is unaffected; try again shortly."
+                    ) from None
+                logger.info("status %s: %s, retrying in %.1f s", task_id, type(exc).__name__, delay)
+                await self._sleep(delay)
+                continue
+            if not is_retryable_status(response.status_code):
+                return TaskSnapshot.from_wire(self._data_or_raise(response, task_id=task_id), task_id=task_id)
+            retry_after = parse_retry_after(
+                response.headers.get("retry-after"), response.headers.get("retry-after-ms")
+            )
+            delay = retry_delay_seconds(attempt, self._retry_policy, retry_after, self._rng)
+            if delay is None:
+                self._data_or_raise(response, task_id=task_id)  # raises the precise error
+            logger.info("status %s: HTTP %s, retrying in %.1f s", task_id, response.status_code, delay)
+            await self._sleep(delay or 0.0)
+
+    @asynccontextmanager
+    async def open_file(self, url: str, *, read_timeout_seconds: float) -> AsyncIterator[httpx2.Response]:
+        """Stream a result file. Result URLs are signed links on other hosts: no APIMP key is sent."""
+        timeout = httpx2.Timeout(read_timeout_seconds, connect=defaults.CONNECT_TIMEOUT_SECONDS)
+        async with self._http.stream("GET", url, timeout=timeout, headers={"accept": "*/*"}) as response:
+            yield response
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._api_key()}"}
+
+    def _data_or_raise(self, response: httpx2.Response, *, task_id: str | None) -> dict[str, Any]:
+        """Unwrap `{"code": 200, "data": {...}}`, or raise the error the status and envelope describe.
+
+        The docs do not promise that the HTTP status equals `code`, so an error in either counts.
+        """
+        envelope = _json_or_none(response)
+        code = envelope.get("code") if isinstance(envelope, dict) else None
+        status = response.status_code
+        if status < 400 and isinstance(code, int) and code >= 400:
+            status = code
+        if status < 400:
+            data = envelope.get("data") if isinstance(envelope, dict) else None
+            if isinstance(data, dict):
+                return data
+            raise UpstreamError(status, f"unexpected response body: {response.text[:200]!r}")
+        raise _error_for(status, _error_message(response), response, task_id)
+
+
+def _error_for(status: int, message: str, response: httpx2.Response, task_id: str | None) -> ApimpError:
+    error_type = _error_type(response)
+    if status in (401, 403):
+        return AuthenticationError(status, message, error_type=error_type)
+    if status == 404 and task_id is not None:
+        return TaskNotFoundError(task_id, message)
+    if status == 429:
+        retry_after = parse_retry_after(
+            response.headers.get("retry-after"), response.headers.get("retry-after-ms")
+        )
+        return RateLimitedError(message, retry_after_seconds=retry_after)
+    if status >= 500:
+        return UpstreamServerError(status, message, error_type=error_type)
+    if status in (400, 422):
+        return UpstreamRejectedError(status, message, error_type=error_type)
+    return UpstreamError(status, message, error_type=error_type)
+
+
+def _json_or_none(response: httpx2.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _error_message(response: httpx2.Response) -> str:
+    """APIMP's own words when it gave any (`error.message`, or `detail` on the upload API)."""
+    body = _json_or_none(response)
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        for key in ("detail", "message", "msg"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    text = response.text.strip()
+    return text[:500] if text else (response.reason_phrase or "no message")
+
+
+def _error_type(response: httpx2.Response) -> str | None:
+    body = _json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None

@@ -1,0 +1,96 @@
+"""Configuration, read once from the environment into an immutable value.
+
+Every setting has a documented environment variable and a default from `defaults`. The API key
+is a `SecretStr`, so printing or logging the settings never shows it; it is optional here
+because a host must be able to start the server and list its tools before a key is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Final
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.errors import ConfigurationError
+
+APP_NAME: Final = "apimp-video-mcp"
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+def default_download_dir() -> Path:
+    """Videos outlive the conversation that made them, so they go to the user's data directory."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "videos"
+
+
+class Settings(BaseModel):
+    """Everything the server needs to know about its environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    api_key: SecretStr | None = None
+    base_url: str = defaults.DEFAULT_BASE_URL
+    download_dir: Path = Field(default_factory=default_download_dir)
+    wait_timeout_seconds: Annotated[float, Field(gt=0, le=defaults.MAX_WAIT_TIMEOUT_SECONDS)] = (
+        defaults.DEFAULT_WAIT_TIMEOUT_SECONDS
+    )
+    request_timeout_seconds: Seconds = defaults.REQUEST_TIMEOUT_SECONDS
+    poll_initial_interval_seconds: Seconds = defaults.POLL_INITIAL_INTERVAL_SECONDS
+    poll_max_interval_seconds: Seconds = defaults.POLL_MAX_INTERVAL_SECONDS
+    progress_heartbeat_seconds: Seconds = defaults.PROGRESS_HEARTBEAT_SECONDS
+    download_max_bytes: Annotated[int, Field(gt=0)] = defaults.DOWNLOAD_MAX_BYTES
+    retry_max_attempts: Annotated[int, Field(ge=1)] = defaults.RETRY_MAX_ATTEMPTS
+    retry_base_delay_seconds: Annotated[float, Field(ge=0)] = defaults.RETRY_BASE_DELAY_SECONDS
+
+    @field_validator("download_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        """Paths are reported to the agent; a relative or `~` path would mean nothing to it."""
+        return path.expanduser().absolute()
+
+    def require_api_key(self) -> str:
+        """The key, or an error that tells the user exactly which variable to set."""
+        if self.api_key is None or not self.api_key.get_secret_value().strip():
+            raise ConfigurationError(
+                "APIMP_API_KEY is not set. Set it to your APIMP key (sk-...) in the MCP server's "
+                "environment (the 'env' block of your host's MCP configuration), then restart the server."
+            )
+        return self.api_key.get_secret_value().strip()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every `APIMP_*` variable; an invalid value names its variable and what it accepts."""
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for field_name, variable in ENVIRONMENT_VARIABLES.items():
+            raw = env.get(variable, "").strip()
+            if raw:
+                values[field_name] = raw
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENVIRONMENT_VARIABLES[str(error['loc'][0])]}: {error['msg']}" for error in exc.errors()
+            )
+            raise ConfigurationError(f"Invalid configuration: {problems}") from None
+
+
+# The public names of the settings: documented in the README, pinned by a test.
+ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
+    "api_key": "APIMP_API_KEY",
+    "base_url": "APIMP_BASE_URL",
+    "download_dir": "APIMP_DOWNLOAD_DIR",
+    "wait_timeout_seconds": "APIMP_WAIT_TIMEOUT",
+    "request_timeout_seconds": "APIMP_REQUEST_TIMEOUT",
+    "poll_initial_interval_seconds": "APIMP_POLL_INTERVAL",
+    "poll_max_interval_seconds": "APIMP_POLL_MAX_INTERVAL",
+    "progress_heartbeat_seconds": "APIMP_PROGRESS_INTERVAL",
+    "download_max_bytes": "APIMP_DOWNLOAD_MAX_BYTES",
+    "retry_max_attempts": "APIMP_RETRY_MAX_ATTEMPTS",
+    "retry_base_delay_seconds": "APIMP_RETRY_BASE_DELAY",
+}

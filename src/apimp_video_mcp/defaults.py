@@ -1,0 +1,56 @@
+"""Every default of the server in one place, each with its unit in its name.
+
+Where a value is a judgement rather than a fact, the comment beside it says why it was chosen,
+so that whoever changes it knows what they trade.
+"""
+
+from typing import Final
+
+# APIMP's docs print only a placeholder host in their examples; this is the public API host
+# the gateway's dashboard links to. It is an assumption, stated in the README: override it with
+# APIMP_BASE_URL.
+DEFAULT_BASE_URL: Final = "https://api.apimp.ai"
+
+# --- HTTP to APIMP -------------------------------------------------------------------------
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# A submit or status answer is small and quick; a slow one is a sick gateway, not a big body.
+REQUEST_TIMEOUT_SECONDS: Final = 30.0
+# Result videos are tens of MB at most; the read timeout applies per chunk, not to the whole file.
+DOWNLOAD_READ_TIMEOUT_SECONDS: Final = 60.0
+# Enough connections for many tasks polled at once without opening a socket per poll.
+HTTP_MAX_CONNECTIONS: Final = 100
+HTTP_MAX_KEEPALIVE_CONNECTIONS: Final = 20
+
+# --- Retries of idempotent requests (status queries, downloads) ----------------------------
+# Exponential backoff with jitter, as openai-python and replicate do; a status query is
+# harmless to repeat, so we try harder than they do before giving up.
+RETRY_MAX_ATTEMPTS: Final = 5
+RETRY_BASE_DELAY_SECONDS: Final = 0.5
+RETRY_MAX_DELAY_SECONDS: Final = 8.0
+# A Retry-After longer than this is not waited for inside one call: the error tells the agent
+# how long to wait instead (openai-python draws the same line at 120 s).
+RETRY_AFTER_MAX_SECONDS: Final = 60.0
+
+# --- Waiting ---------------------------------------------------------------------------------
+# Claude Desktop abandons any tool call after about 60 s whatever progress it receives (its
+# SDK's default request timeout), so the default wait must end, with a resumable answer, first.
+DEFAULT_WAIT_TIMEOUT_SECONDS: Final = 50.0
+# A caller may ask for longer (hosts that reset their timer on progress, such as Claude Code).
+MAX_WAIT_TIMEOUT_SECONDS: Final = 3600.0
+# Veo takes tens of seconds to minutes: polling faster than this wastes requests, slower than
+# the maximum delays the answer.
+POLL_INITIAL_INTERVAL_SECONDS: Final = 1.0
+POLL_MAX_INTERVAL_SECONDS: Final = 5.0
+POLL_INTERVAL_GROWTH_FACTOR: Final = 1.5
+# Hosts that reset their timeout on progress need to hear from us well inside 10 s.
+PROGRESS_HEARTBEAT_SECONDS: Final = 5.0
+
+# --- Downloads -------------------------------------------------------------------------------
+# An 8 s 4k Veo clip is about 60 MB; anything far beyond that is not a video we asked for.
+DOWNLOAD_MAX_BYTES: Final = 500 * 1024 * 1024
+DOWNLOAD_CHUNK_BYTES: Final = 64 * 1024
+
+# --- Streamable HTTP transport -------------------------------------------------------------
+DEFAULT_HTTP_HOST: Final = "127.0.0.1"
+DEFAULT_HTTP_PORT: Final = 8000
+DEFAULT_SIMULATOR_PORT: Final = 8765

@@ -1,0 +1,127 @@
+"""The failures this package raises on purpose, each with a message a model can act on.
+
+    ApimpError                      base: str(error) is written for the model to read
+    ├── ConfigurationError          the server is set up wrong (no APIMP_API_KEY, a bad variable)
+    ├── InvalidRequestError         our own check refused the input; nothing was sent
+    ├── UpstreamError               APIMP answered with an error status
+    │   ├── UpstreamRejectedError   400: APIMP's message, verbatim
+    │   ├── AuthenticationError     401/403: the key is wrong or the task is someone else's
+    │   ├── TaskNotFoundError       404: APIMP does not know the task id
+    │   ├── RateLimitedError        429: slow down, with the Retry-After when APIMP sent one
+    │   └── UpstreamServerError     5xx: APIMP is having trouble
+    ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
+    ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
+    └── DownloadError               a finished video could not be saved
+
+A task that fails upstream is not an error here: it is a status (`failed`) with a message,
+reported as data. Errors mean the API or our setup failed, not the generation.
+"""
+
+from __future__ import annotations
+
+
+class ApimpError(Exception):
+    """Base of every failure raised on purpose by this package."""
+
+
+class ConfigurationError(ApimpError):
+    """The server's configuration prevents the call (typically: no API key)."""
+
+
+class InvalidRequestError(ApimpError):
+    """The input breaks a documented rule; refused before any request (and any credit) was spent."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"Invalid {field}: {problem}")
+
+
+class UpstreamError(ApimpError):
+    """APIMP answered with an error; its message is kept intact for the model."""
+
+    def __init__(self, status_code: int, message: str, *, error_type: str | None = None) -> None:
+        self.status_code = status_code
+        self.upstream_message = message
+        self.error_type = error_type
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        return f"APIMP returned HTTP {self.status_code}: {self.upstream_message}"
+
+
+class UpstreamRejectedError(UpstreamError):
+    """APIMP refused the request as invalid (400)."""
+
+    def describe(self) -> str:
+        return f"APIMP rejected the request: {self.upstream_message}"
+
+
+class AuthenticationError(UpstreamError):
+    """The key was refused (401) or lacks access to the task (403). Never carries the key."""
+
+    def describe(self) -> str:
+        if self.status_code == 403:
+            return (
+                f"APIMP refused access (HTTP 403: {self.upstream_message}). The task may belong to "
+                "another API key; check that APIMP_API_KEY is the key that submitted it."
+            )
+        return (
+            f"APIMP did not accept the API key (HTTP {self.status_code}: {self.upstream_message}). "
+            "Check APIMP_API_KEY in the MCP server's environment."
+        )
+
+
+class TaskNotFoundError(UpstreamError):
+    """The task id is unknown to APIMP."""
+
+    def __init__(self, task_id: str, message: str) -> None:
+        self.task_id = task_id
+        super().__init__(404, message)
+
+    def describe(self) -> str:
+        return (
+            f"APIMP does not know task {self.task_id!r} ({self.upstream_message}). Check the id: "
+            "use the task_id returned by submit_video, e.g. 'task_...'."
+        )
+
+
+class RateLimitedError(UpstreamError):
+    """APIMP asked us to slow down; retries are exhausted or the wait it asked for is too long."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(429, message)
+
+    def describe(self) -> str:
+        wait = (
+            f"wait {self.retry_after_seconds:g} s"
+            if self.retry_after_seconds is not None
+            else "wait a little"
+        )
+        return f"APIMP is rate limiting requests (HTTP 429: {self.upstream_message}); {wait} and try again."
+
+
+class UpstreamServerError(UpstreamError):
+    """APIMP failed on its side (5xx) and retries did not help."""
+
+    def describe(self) -> str:
+        return (
+            f"APIMP had a server error (HTTP {self.status_code}: {self.upstream_message}). "
+            "This is usually temporary; try again shortly."
+        )
+
+
+class UpstreamUnreachableError(ApimpError):
+    """No HTTP answer came back (connection refused, timed out, or dropped)."""
+
+
+class SubmitOutcomeUnknownError(ApimpError):
+    """The submit request was sent, but whether APIMP created (and billed) a task is unknown.
+
+    It is never resubmitted automatically: a second submit could pay for a second video.
+    """
+
+
+class DownloadError(ApimpError):
+    """A finished video could not be downloaded; its URL is still reported to the caller."""

@@ -1,0 +1,294 @@
+"""Wire models: the APIMP request body and the task status it answers with.
+
+These classes are the single source of truth for the request's shape. The same model validates
+a tool's arguments, produces its JSON Schema (with the documentation's wording as field
+descriptions) and, dumped, becomes the exact body APIMP receives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from apimp_video_mcp.catalog import (
+    MODEL_SPECS,
+    SIZE_PATTERN,
+    AspectRatio,
+    Resolution,
+    VideoModelId,
+    resolution_for_size,
+)
+from apimp_video_mcp.errors import InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+DurationSeconds = Literal[4, 6, 8, 12]
+PersonGeneration = Literal["allow_all", "allow_adult", "dont_allow"]
+CompressionQuality = Literal["optimized", "lossless"]
+ResizeMode = Literal["pad", "crop"]
+
+HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=4096)]
+
+_DURATION_HELP: Final = "Veo 3 models: 4, 6 or 8 (Google's docs). Sora 2 models: 4, 8 or 12 (OpenAI's docs)."
+
+
+class VeoMetadata(BaseModel):
+    """Model-specific parameters, passed through to the video model (Google's Veo names)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+        serialize_by_alias=True,
+        json_schema_extra={"additionalProperties": True},
+    )
+
+    duration_seconds: DurationSeconds | None = Field(
+        default=None,
+        alias="durationSeconds",
+        description=f"Clip length in seconds; the same as input.duration and wins when both are set. "
+        f"{_DURATION_HELP}",
+    )
+    aspect_ratio: AspectRatio | None = Field(
+        default=None,
+        alias="aspectRatio",
+        description="Frame shape: 16:9 (landscape) or 9:16 (portrait). Inferred from input.size when absent.",
+    )
+    resolution: Resolution | None = Field(
+        default=None,
+        description="Output resolution. Inferred from input.size when absent (see input.size for the "
+        "rule). 4k only on the veo-3.1 models. Set it explicitly to be sure what you get.",
+    )
+    negative_prompt: str | None = Field(
+        default=None,
+        alias="negativePrompt",
+        description="What should NOT appear in the video, e.g. 'text overlays, blurry faces'.",
+    )
+    person_generation: PersonGeneration | None = Field(
+        default=None,
+        alias="personGeneration",
+        description="Policy for generating people: allow_all, allow_adult (adults only) or dont_allow.",
+    )
+    storage_uri: str | None = Field(
+        default=None,
+        alias="storageUri",
+        pattern=r"^gs://\S+$",
+        description="Google Cloud Storage URI (gs://bucket/path) to write the output to. "
+        "Vertex channel only.",
+    )
+    compression_quality: CompressionQuality | None = Field(
+        default=None,
+        alias="compressionQuality",
+        description="Output compression: optimized (smaller file) or lossless.",
+    )
+    resize_mode: ResizeMode | None = Field(
+        default=None,
+        alias="resizeMode",
+        description="How a reference image of another shape is fitted to the frame: pad or crop.",
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=4_294_967_295,
+        description="Random seed (0 to 4294967295); the same seed and inputs reproduce the output.",
+    )
+    generate_audio: bool | None = Field(
+        default=None,
+        alias="generateAudio",
+        description="Whether to generate a soundtrack along with the video.",
+    )
+
+
+class VideoInput(BaseModel):
+    """The `input` object of an APIMP generation request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(
+        min_length=1,
+        # The pattern is published for the model to see; the validator below gives the clear message.
+        json_schema_extra={"pattern": r"\S"},
+        description="Description of the video to generate: subject, action, setting, camera, style, "
+        "sound. Required, not blank.",
+    )
+    size: str | None = Field(
+        default=None,
+        pattern=SIZE_PATTERN,
+        description="Frame size in pixels as 'WIDTHxHEIGHT', e.g. '1280x720'. On Veo the gateway maps it "
+        "to aspectRatio (height > width gives 9:16, else 16:9) and resolution by the SHORT side: under "
+        "1920 gives 720p, 1920 to 3839 gives 1080p, 3840 or more gives 4k. So 1920x1080 yields 720p; "
+        "set metadata.resolution for 1080p. Sora 2: 720x1280 or 1280x720; Sora 2 Pro also 1024x1792, "
+        "1792x1024.",
+    )
+    duration: DurationSeconds | None = Field(
+        default=None,
+        description=f"Clip length in seconds (mapped to Veo's durationSeconds). {_DURATION_HELP}",
+    )
+    seconds: DurationSeconds | None = Field(
+        default=None,
+        description=f"Clip length in seconds, the name Sora uses; same meaning as duration. {_DURATION_HELP}",
+    )
+    image: HttpUrl | None = Field(
+        default=None,
+        description="URL of an image to use as the first frame (image-to-video).",
+    )
+    images: Annotated[list[HttpUrl], Field(max_length=1)] | None = Field(
+        default=None,
+        description="First-frame image URLs, at most 1 (only the first is used). Alternative to image.",
+    )
+    metadata: VeoMetadata | None = Field(
+        default=None,
+        description="Model-specific parameters passed through to the model. The documented Veo fields "
+        "are listed; any other key is passed through as-is.",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("the prompt is blank: describe the video to generate")
+        return prompt
+
+
+class SubmitRequest(BaseModel):
+    """The body of `POST /api/generate/submit`: exactly the arguments of submit_video."""
+
+    model: VideoModelId
+    input: VideoInput
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON APIMP receives: what the caller sent, nothing added, nothing renamed."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def check_documented_rules(self) -> None:
+        """Rules the docs state that a JSON Schema cannot express; checked before any credit is spent."""
+        spec = MODEL_SPECS[self.model]
+        metadata = self.input.metadata
+        for field, value in (
+            ("input.duration", self.input.duration),
+            ("input.seconds", self.input.seconds),
+            ("input.metadata.durationSeconds", metadata.duration_seconds if metadata else None),
+        ):
+            if value is not None and value not in spec.durations_seconds:
+                raise InvalidRequestError(
+                    field,
+                    f"{self.model} makes clips of {_choices(spec.durations_seconds)} seconds, not {value}.",
+                )
+        if spec.sizes is not None and self.input.size is not None and self.input.size not in spec.sizes:
+            raise InvalidRequestError(
+                "input.size", f"{self.model} accepts {_choices(spec.sizes)}, not {self.input.size!r}."
+            )
+        if spec.family == "veo":
+            self._check_veo_resolution(spec.resolutions)
+
+    def _check_veo_resolution(self, allowed: tuple[Resolution, ...]) -> None:
+        metadata = self.input.metadata
+        if metadata is not None and metadata.resolution is not None:
+            if metadata.resolution not in allowed:
+                raise InvalidRequestError(
+                    "input.metadata.resolution",
+                    f"{metadata.resolution} is only available on the veo-3.1 models; {self.model} "
+                    f"renders {_choices(allowed)}.",
+                )
+        elif self.input.size is not None and resolution_for_size(self.input.size) not in allowed:
+            raise InvalidRequestError(
+                "input.size",
+                f"{self.input.size} maps to {resolution_for_size(self.input.size)} by the documented rule, "
+                f"which {self.model} cannot render ({_choices(allowed)}; 4k only on the veo-3.1 models).",
+            )
+
+
+def _choices(values: tuple[object, ...]) -> str:
+    words = [str(value) for value in values]
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+
+
+# --- What APIMP answers ------------------------------------------------------------------------
+
+TaskStatus = Literal["not_started", "running", "finished", "failed"]
+KNOWN_STATUSES: Final[frozenset[str]] = frozenset(get_args(TaskStatus))
+TERMINAL_STATUSES: Final[frozenset[TaskStatus]] = frozenset({"finished", "failed"})
+
+_VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".webm", ".m4v", ".mkv", ".avi")
+_IMAGE_EXTENSIONS: Final = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+class TaskFile(BaseModel):
+    """One result file as APIMP lists it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    file_url: str
+    file_type: str | None = None
+
+    @property
+    def is_video(self) -> bool:
+        """APIMP labels every file "image", so the URL decides; an unknown extension counts as video
+        because the tasks we create are video tasks."""
+        path = urlsplit(self.file_url).path.lower()
+        if path.endswith(_VIDEO_EXTENSIONS) or self.file_type == "video":
+            return True
+        return not path.endswith(_IMAGE_EXTENSIONS)
+
+
+class TaskSnapshot(BaseModel):
+    """A task's state at one moment, parsed from APIMP's `data` object in exactly one place."""
+
+    task_id: str
+    status: TaskStatus
+    upstream_status: str
+    progress: int | None = None
+    created_time: str | None = None
+    finished_time: str | None = None
+    error_message: str | None = None
+    files: list[TaskFile] = Field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def video_urls(self) -> list[str]:
+        return [file.file_url for file in self.files if file.is_video]
+
+    @property
+    def other_file_urls(self) -> list[str]:
+        return [file.file_url for file in self.files if not file.is_video]
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], *, task_id: str | None = None) -> TaskSnapshot:
+        """Parse APIMP's `data`; an unknown status is logged and treated as still running."""
+        raw_status = str(data.get("status") or "not_started")
+        status: TaskStatus
+        if raw_status in KNOWN_STATUSES:
+            status = raw_status  # type: ignore[assignment]  # narrowed by the membership test
+        else:
+            logger.warning("APIMP reported an unknown task status %r; treating it as running", raw_status)
+            status = "running"
+        files = data.get("files") or []
+        return cls(
+            task_id=str(data.get("task_id") or task_id or ""),
+            status=status,
+            upstream_status=raw_status,
+            progress=_progress(data.get("progress")),
+            created_time=_optional_str(data.get("created_time")),
+            finished_time=_optional_str(data.get("finished_time")),
+            error_message=_optional_str(data.get("error_message")),
+            files=[TaskFile.model_validate(item) for item in files if isinstance(item, Mapping)],
+        )
+
+
+def _progress(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return max(0, min(100, round(float(value))))
+    except ValueError:
+        return None
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)

@@ -1,0 +1,170 @@
+"""What the tools answer: structured results with a short text an agent (or person) can read.
+
+Each result says what happened and what to do next, because the agent reading it decides the
+next call from this text alone.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from apimp_video_mcp.catalog import MODEL_SPECS, VideoModelId, aspect_ratio_for_size, resolution_for_size
+from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, TaskStatus
+
+Source = Literal["metadata", "input", "size", "model default"]
+
+
+class EffectiveFormat(BaseModel):
+    """The format the request will get, derived by the documented rules, with where each value came from."""
+
+    aspect_ratio: str | None = Field(description="16:9 or 9:16 (Veo), or None if the model decides.")
+    aspect_ratio_source: Source | None
+    resolution: str | None = Field(description="720p, 1080p or 4k on Veo; the pixel size on Sora.")
+    resolution_source: Source | None
+    duration_seconds: int = Field(description="Clip length in seconds.")
+    duration_source: Source
+    notes: list[str] = Field(default_factory=list, description="Surprises in the documented rules.")
+
+    @classmethod
+    def for_request(cls, request: SubmitRequest) -> EffectiveFormat:
+        spec = MODEL_SPECS[request.model]
+        data, metadata = request.input, request.input.metadata
+        notes: list[str] = []
+
+        duration, duration_source = spec.default_duration_seconds, "model default"
+        if metadata is not None and metadata.duration_seconds is not None:
+            duration, duration_source = metadata.duration_seconds, "metadata"
+        elif data.duration is not None or data.seconds is not None:
+            duration, duration_source = (data.duration or data.seconds or duration), "input"
+
+        aspect: str | None = None
+        aspect_source: Source | None = None
+        resolution: str | None = None
+        resolution_source: Source | None = None
+        if metadata is not None and metadata.aspect_ratio is not None:
+            aspect, aspect_source = metadata.aspect_ratio, "metadata"
+        elif data.size is not None:
+            aspect, aspect_source = aspect_ratio_for_size(data.size), "size"
+
+        if spec.family == "sora":
+            if data.size is not None:
+                resolution, resolution_source = data.size, "size"
+        elif metadata is not None and metadata.resolution is not None:
+            resolution, resolution_source = metadata.resolution, "metadata"
+        elif data.size is not None:
+            resolution, resolution_source = resolution_for_size(data.size), "size"
+            width, height = (int(side) for side in data.size.split("x"))
+            if resolution == "720p" and max(width, height) >= 1920:
+                notes.append(
+                    f"The documented rule reads the SHORT side of size, so {data.size} yields 720p, not "
+                    "1080p. Set input.metadata.resolution to '1080p' (and aspectRatio) to be explicit."
+                )
+        if spec.family == "veo" and aspect is None:
+            notes.append("No size or aspectRatio given: Veo's default applies (16:9).")
+        return cls(
+            aspect_ratio=aspect,
+            aspect_ratio_source=aspect_source,
+            resolution=resolution,
+            resolution_source=resolution_source,
+            duration_seconds=duration,
+            duration_source=duration_source,
+            notes=notes,
+        )
+
+
+class SubmitResult(BaseModel):
+    """A task APIMP accepted."""
+
+    task_id: str = Field(description="Pass this to wait_for_video or get_status.")
+    status: TaskStatus
+    created_time: str | None = Field(description="When APIMP created the task (ISO-8601, as APIMP sent it).")
+    model: VideoModelId
+    effective_format: EffectiveFormat
+    next_step: str
+
+    def summary(self) -> str:
+        fmt = self.effective_format
+        shape = ", ".join(
+            part
+            for part in (fmt.aspect_ratio, fmt.resolution, f"{fmt.duration_seconds} s")
+            if part is not None
+        )
+        lines = [f"Submitted {self.model} task {self.task_id} ({self.status}); expected format: {shape}."]
+        lines += [f"Note: {note}" for note in fmt.notes]
+        lines.append(self.next_step)
+        return "\n".join(lines)
+
+
+class TaskReport(BaseModel):
+    """A task's status as the agent needs it."""
+
+    task_id: str
+    status: TaskStatus = Field(description="not_started, running, finished or failed.")
+    upstream_status: str = Field(description="The status exactly as APIMP reported it.")
+    progress: int | None = Field(description="Percent complete as APIMP reports it (0-100), if it does.")
+    video_urls: list[str] = Field(
+        description="Result video URLs (finished tasks). They may expire: download."
+    )
+    other_file_urls: list[str] = Field(description="Other result files, if any (e.g. thumbnails).")
+    error_message: str | None = Field(description="Why the task failed, in APIMP's words.")
+    created_time: str | None
+    finished_time: str | None
+    next_step: str
+
+    @classmethod
+    def from_snapshot(cls, snapshot: TaskSnapshot, next_step: str) -> TaskReport:
+        return cls(
+            task_id=snapshot.task_id,
+            status=snapshot.status,
+            upstream_status=snapshot.upstream_status,
+            progress=snapshot.progress,
+            video_urls=snapshot.video_urls,
+            other_file_urls=snapshot.other_file_urls,
+            error_message=snapshot.error_message,
+            created_time=snapshot.created_time,
+            finished_time=snapshot.finished_time,
+            next_step=next_step,
+        )
+
+    def headline(self) -> str:
+        if self.status == "finished":
+            return f"Task {self.task_id} finished: {len(self.video_urls)} video(s)."
+        if self.status == "failed":
+            return f"Task {self.task_id} failed: {self.error_message or 'APIMP gave no reason'}."
+        progress = f", {self.progress}%" if self.progress is not None else ""
+        return f"Task {self.task_id} is {self.status.replace('_', ' ')}{progress}."
+
+    def summary(self) -> str:
+        lines = [self.headline(), *(f"Video: {url}" for url in self.video_urls), self.next_step]
+        return "\n".join(lines)
+
+
+class SavedVideo(BaseModel):
+    """A video saved on the server's machine."""
+
+    url: str
+    path: str = Field(description="Absolute path of the saved file on the machine running the server.")
+    size_bytes: int
+
+
+class WaitResult(TaskReport):
+    """The outcome of waiting: the task's status, plus whether the wait ran out of time."""
+
+    done: bool = Field(description="True when the task finished or failed.")
+    timed_out: bool = Field(description="True when the wait ended first. Not a failure: wait again.")
+    waited_seconds: float
+    saved_videos: list[SavedVideo] = Field(description="Videos saved locally (when download was on).")
+    download_error: str | None = Field(description="Why saving failed, if it did; the URLs still work.")
+
+    def summary(self) -> str:
+        lines = [self.headline()]
+        saved = {video.url: video.path for video in self.saved_videos}
+        lines += [
+            f"Video: {url}" + (f" (saved to {saved[url]})" if url in saved else "") for url in self.video_urls
+        ]
+        if self.download_error:
+            lines.append(f"Download failed: {self.download_error}")
+        lines.append(self.next_step)
+        return "\n".join(lines)

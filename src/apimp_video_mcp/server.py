@@ -1,0 +1,187 @@
+"""The MCP face of the service: tool adapters, their schemas and the server's lifetime.
+
+Each tool only translates: arguments in, one `VideoService` call, a structured result and a
+readable summary out, and our errors into tool errors the model can read. The service, its
+HTTP client and its connection pool live exactly as long as the server (the lifespan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Annotated, Any, Final
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.catalog import VideoModelId
+from apimp_video_mcp.client import ApimpClient, build_http_client
+from apimp_video_mcp.config import Settings
+from apimp_video_mcp.errors import ApimpError
+from apimp_video_mcp.models import SubmitRequest, VideoInput
+from apimp_video_mcp.results import SubmitResult, TaskReport, WaitResult
+from apimp_video_mcp.retry import RetryPolicy
+from apimp_video_mcp.schema import publishable_input_schema
+from apimp_video_mcp.service import VideoService
+
+SERVER_NAME: Final = "apimp-video-mcp"
+
+INSTRUCTIONS: Final = """\
+Generate videos with Google Veo 3 and OpenAI Sora 2 through APIMP.
+Workflow: submit_video creates a task and returns its task_id at once; then call wait_for_video
+with that task_id. wait_for_video returns when the video is ready, or after its timeout with the
+current status: a timeout is not a failure, call wait_for_video again. Finished videos are saved
+locally (result URLs may expire). get_status checks a task once without waiting.
+Each submitted task costs credits: do not resubmit a task that is merely still running."""
+
+TaskId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$",
+        description="The task id returned by submit_video, e.g. 'task_abc123'.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What lives for the server's lifetime."""
+
+    service: VideoService
+
+
+def _service(ctx: Context[AppContext, Any]) -> VideoService:
+    return ctx.request_context.lifespan_context.service
+
+
+@contextmanager
+def _as_tool_errors() -> Iterator[None]:
+    """Our errors carry messages written for the model; ToolError is how they reach it intact."""
+    try:
+        yield
+    except ApimpError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _answer(result: SubmitResult | TaskReport) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.summary())],
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+async def submit_video(
+    model: Annotated[VideoModelId, Field(description="The video model. veo-3.1 models can also render 4k.")],
+    input: VideoInput,  # the APIMP field's name: the arguments ARE the request body
+    ctx: Context[AppContext, Any],
+) -> Annotated[CallToolResult, SubmitResult]:
+    """Start generating a video with Veo 3 or Sora 2 through APIMP. Costs credits.
+
+    Returns a task_id at once; the video itself takes from tens of seconds to minutes. Then call
+    wait_for_video with the task_id. The arguments are sent to APIMP exactly as given.
+    """
+    with _as_tool_errors():
+        return _answer(await _service(ctx).submit(SubmitRequest(model=model, input=input)))
+
+
+async def get_status(task_id: TaskId, ctx: Context[AppContext, Any]) -> Annotated[CallToolResult, TaskReport]:
+    """Check a video task once, without waiting: status, progress, video URLs or the error message.
+
+    To wait for the result, use wait_for_video instead of calling this in a loop.
+    """
+    with _as_tool_errors():
+        return _answer(await _service(ctx).get_status(task_id))
+
+
+async def wait_for_video(
+    task_id: TaskId,
+    ctx: Context[AppContext, Any],
+    timeout_seconds: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            le=defaults.MAX_WAIT_TIMEOUT_SECONDS,
+            description="How long to wait at most, in seconds. Default: the server's APIMP_WAIT_TIMEOUT "
+            f"({defaults.DEFAULT_WAIT_TIMEOUT_SECONDS:g} s unless configured), which fits hosts that end "
+            "tool calls after 60 s. Ask for longer only if your host allows long tool calls.",
+        ),
+    ] = None,
+    download: Annotated[
+        bool,
+        Field(description="Save finished videos on the server's machine and return their paths."),
+    ] = True,
+) -> Annotated[CallToolResult, WaitResult]:
+    """Wait for a video task to finish, reporting progress; then return its video URLs and saved files.
+
+    If the timeout passes first, this returns the task's current status with timed_out=true: that is
+    not a failure, call wait_for_video again with the same task_id. A failed task returns its error
+    message. Result URLs may expire, so keep download on.
+    """
+
+    async def report(progress: float, message: str) -> None:
+        await ctx.report_progress(progress, 100, message)
+
+    with _as_tool_errors():
+        result = await _service(ctx).wait(
+            task_id, timeout_seconds=timeout_seconds, download=download, report=report
+        )
+        return _answer(result)
+
+
+def _tool(fn: Callable[..., Any], *, title: str, read_only: bool) -> Tool:
+    tool = Tool.from_function(
+        fn,
+        title=title,
+        annotations=ToolAnnotations(
+            title=title,
+            read_only_hint=read_only,
+            destructive_hint=False,
+            idempotent_hint=read_only,
+            open_world_hint=True,
+        ),
+    )
+    tool.parameters = publishable_input_schema(tool.parameters)
+    return tool
+
+
+def build_tools() -> list[Tool]:
+    return [
+        _tool(submit_video, title="Submit a video generation task", read_only=False),
+        _tool(get_status, title="Check a video task", read_only=True),
+        _tool(wait_for_video, title="Wait for a video", read_only=True),
+    ]
+
+
+def build_server(settings: Settings | None = None) -> MCPServer[AppContext]:
+    """A ready server; `settings` default to the environment (`APIMP_*` variables)."""
+    resolved = settings if settings is not None else Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+        http = build_http_client(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
+        async with http:
+            policy = RetryPolicy(
+                max_attempts=resolved.retry_max_attempts,
+                base_delay_seconds=resolved.retry_base_delay_seconds,
+            )
+            client = ApimpClient(http, resolved.require_api_key, retry_policy=policy)
+            yield AppContext(service=VideoService(resolved, client))
+
+    return MCPServer(
+        SERVER_NAME,
+        title="APIMP Video",
+        instructions=INSTRUCTIONS,
+        version=version("apimp-video-mcp"),
+        tools=build_tools(),
+        lifespan=lifespan,
+    )
+
+
+__all__ = ["AppContext", "build_server", "build_tools"]

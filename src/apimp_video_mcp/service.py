@@ -1,0 +1,135 @@
+"""The video service: submit, check, wait and save. Plain async Python with no MCP in sight.
+
+The MCP tools are thin adapters over this class, so everything a tool does can be used and
+tested without a protocol in between.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.client import ApimpClient
+from apimp_video_mcp.config import Settings
+from apimp_video_mcp.downloads import download_video, video_filename
+from apimp_video_mcp.errors import DownloadError
+from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.polling import GrowingInterval, PollSchedule, ReportProgress, wait_for_task
+from apimp_video_mcp.results import EffectiveFormat, SavedVideo, SubmitResult, TaskReport, WaitResult
+
+logger = logging.getLogger(__name__)
+
+NEXT_AFTER_SUBMIT = (
+    "Next: call wait_for_video with this task_id (it returns when the video is ready, or after its "
+    "timeout with the current status: then simply call it again). Video generation usually takes "
+    "from tens of seconds to a few minutes."
+)
+
+
+async def _no_progress(progress: float, message: str) -> None:
+    """The progress sink used when nobody listens."""
+
+
+class VideoService:
+    """Everything the tools do, over one `ApimpClient` and the server's settings."""
+
+    def __init__(
+        self, settings: Settings, client: ApimpClient, *, schedule: PollSchedule | None = None
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.schedule = schedule or GrowingInterval(
+            initial_seconds=settings.poll_initial_interval_seconds,
+            max_seconds=settings.poll_max_interval_seconds,
+        )
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult:
+        """Check the documented rules, then create the task (never twice)."""
+        request.check_documented_rules()
+        snapshot = await self.client.submit(request)
+        logger.info("submitted %s task %s", request.model, snapshot.task_id)
+        return SubmitResult(
+            task_id=snapshot.task_id,
+            status=snapshot.status,
+            created_time=snapshot.created_time,
+            model=request.model,
+            effective_format=EffectiveFormat.for_request(request),
+            next_step=NEXT_AFTER_SUBMIT,
+        )
+
+    async def get_status(self, task_id: str) -> TaskReport:
+        """One status query."""
+        snapshot = await self.client.get_status(task_id)
+        return TaskReport.from_snapshot(snapshot, _next_step(snapshot, timed_out=False))
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout_seconds: float | None = None,
+        download: bool = True,
+        report: ReportProgress = _no_progress,
+    ) -> WaitResult:
+        """Wait for the task until it ends or the timeout passes; save its videos when asked."""
+        outcome = await wait_for_task(
+            lambda: self.client.get_status(task_id),
+            timeout_seconds=timeout_seconds or self.settings.wait_timeout_seconds,
+            schedule=self.schedule,
+            report=report,
+            heartbeat_seconds=self.settings.progress_heartbeat_seconds,
+        )
+        snapshot = outcome.snapshot
+        saved: list[SavedVideo] = []
+        download_error = None
+        if download and snapshot.status == "finished":
+            try:
+                saved = await self.save_videos(snapshot)
+            except DownloadError as exc:
+                download_error = str(exc)
+        next_step = _next_step(snapshot, timed_out=outcome.timed_out)
+        if outcome.last_error is not None and outcome.timed_out:
+            next_step = f"The last status check failed ({outcome.last_error}). {next_step}"
+        report_ = TaskReport.from_snapshot(snapshot, next_step)
+        return WaitResult(
+            **report_.model_dump(),
+            done=snapshot.is_terminal,
+            timed_out=outcome.timed_out,
+            waited_seconds=round(outcome.waited_seconds, 3),
+            saved_videos=saved,
+            download_error=download_error,
+        )
+
+    async def save_videos(self, snapshot: TaskSnapshot) -> list[SavedVideo]:
+        """Download every video of a finished task into the download directory."""
+        saved = []
+        for index, url in enumerate(snapshot.video_urls):
+            destination = self.settings.download_dir / video_filename(snapshot.task_id, url, index)
+            path = await download_video(
+                self.client,
+                url,
+                destination,
+                max_bytes=self.settings.download_max_bytes,
+                read_timeout_seconds=defaults.DOWNLOAD_READ_TIMEOUT_SECONDS,
+                chunk_bytes=defaults.DOWNLOAD_CHUNK_BYTES,
+            )
+            size = (await anyio.Path(path).stat()).st_size
+            saved.append(SavedVideo(url=url, path=str(path), size_bytes=size))
+        return saved
+
+
+def _next_step(snapshot: TaskSnapshot, *, timed_out: bool) -> str:
+    if snapshot.status == "finished":
+        return (
+            "The video is ready. Result URLs may expire: keep the saved file (wait_for_video saves it "
+            "when download is on) or download the URL soon."
+        )
+    if snapshot.status == "failed":
+        return "The task failed and will not produce a video. Adjust the request and submit a new task."
+    if timed_out:
+        return (
+            "The wait timed out; the task is still running (this is not a failure). Call "
+            "wait_for_video again with the same task_id to keep waiting."
+        )
+    return "Still in progress. Call wait_for_video with this task_id to wait for the result."
