@@ -12,13 +12,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, get_args
 
 import anyio
 from pydantic import SecretStr
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.config import Settings
+from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from apimp_video_mcp.server import AppContext
 
 logger = logging.getLogger("apimp_video_mcp")
-
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="with --simulate or simulate: seconds a simulated task takes (default 20)",
     )
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING", help="stderr log level")
+    parser.add_argument("--log-level", choices=get_args(LogLevel), default="WARNING", help="stderr log level")
     commands = parser.add_subparsers(dest="command")
     simulate = commands.add_parser("simulate", help="serve only the APIMP simulator over HTTP")
     simulate.add_argument("--host", default=defaults.DEFAULT_HTTP_HOST)
@@ -83,8 +81,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     settings = Settings.from_env()
     if not args.simulate:
-        server = build_server(settings)
-        await _run(server, args)
+        await _run(build_server(settings, log_level=args.log_level), args)
         return
 
     from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
@@ -95,7 +92,7 @@ async def _serve(args: argparse.Namespace) -> None:
             "simulate mode: APIMP calls go to the built-in simulator at %s; nothing is charged", base_url
         )
         settings = settings.model_copy(update={"base_url": base_url, "api_key": SecretStr(SIMULATOR_API_KEY)})
-        await _run(build_server(settings), args)
+        await _run(build_server(settings, log_level=args.log_level), args)
 
 
 async def _run(server: MCPServer[AppContext], args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -21,6 +21,7 @@ from apimp_video_mcp.errors import ConfigurationError
 APP_NAME: Final = "apimp-video-mcp"
 
 Seconds = Annotated[float, Field(gt=0)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 def default_download_dir() -> Path:

@@ -23,7 +23,7 @@ from pydantic import Field
 from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import VideoModelId
 from apimp_video_mcp.client import ApimpClient, build_http_client
-from apimp_video_mcp.config import Settings
+from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.errors import ApimpError
 from apimp_video_mcp.models import SubmitRequest, VideoInput
 from apimp_video_mcp.results import SubmitResult, TaskReport, WaitResult
@@ -159,8 +159,13 @@ def build_tools() -> list[Tool]:
     ]
 
 
-def build_server(settings: Settings | None = None) -> MCPServer[AppContext]:
-    """A ready server; `settings` default to the environment (`APIMP_*` variables)."""
+def build_server(
+    settings: Settings | None = None, *, log_level: LogLevel = "WARNING"
+) -> MCPServer[AppContext]:
+    """A ready server; `settings` default to the environment (`APIMP_*` variables).
+
+    `log_level` also sets the HTTP transport's access log, which is noise at the default level.
+    """
     resolved = settings if settings is not None else Settings.from_env()
 
     @asynccontextmanager
@@ -181,6 +186,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[AppContext]:
         version=version("apimp-video-mcp"),
         tools=build_tools(),
         lifespan=lifespan,
+        log_level=log_level,
     )
 
 

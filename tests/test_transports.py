@@ -1,0 +1,151 @@
+"""End to end: the installed console script, spawned for real, over stdio and streamable HTTP.
+
+These tests prove what a host sees: the process starts from its environment, lists its tools,
+submits to the (simulated) upstream, and streams progress while it waits, in both protocol eras.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from apimp_video_mcp.simulator import SIMULATOR_API_KEY
+from tests.support import Mode, Upstream, structured
+
+pytestmark = pytest.mark.anyio
+
+
+def console_script() -> str:
+    script = shutil.which("apimp-video-mcp", path=str(Path(sys.executable).parent))
+    assert script is not None, "the project must be installed: pip install -e '.[test]'"
+    return script
+
+
+def server_environment(upstream: Upstream, download_dir: Path) -> dict[str, str]:
+    """The child inherits nothing but this (and PATH): what a host's 'env' block would give it."""
+    return {
+        "PATH": str(Path(sys.executable).parent),
+        "APIMP_API_KEY": SIMULATOR_API_KEY,
+        "APIMP_BASE_URL": upstream.base_url,
+        "APIMP_DOWNLOAD_DIR": str(download_dir),
+        "APIMP_POLL_INTERVAL": "0.02",
+        "APIMP_POLL_MAX_INTERVAL": "0.05",
+        "APIMP_PROGRESS_INTERVAL": "0.02",
+    }
+
+
+async def generate_one_video(client: Client) -> tuple[dict[str, object], list[float]]:
+    tools = await client.list_tools()
+    assert {tool.name for tool in tools.tools} >= {"submit_video", "get_status", "wait_for_video"}
+    submitted = structured(
+        await client.call_tool(
+            "submit_video", {"model": "veo-3.0-fast-generate-001", "input": {"prompt": "waves on a beach"}}
+        )
+    )
+    reported: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reported.append(progress)
+
+    waited = structured(
+        await client.call_tool(
+            "wait_for_video", {"task_id": submitted["task_id"]}, progress_callback=on_progress
+        )
+    )
+    return waited, reported
+
+
+async def test_the_console_script_serves_stdio(upstream: Upstream, tmp_path: Path, mode: Mode) -> None:
+    parameters = StdioServerParameters(
+        command=console_script(), args=[], env=server_environment(upstream, tmp_path / "videos")
+    )
+    with (tmp_path / "stderr.log").open("w") as errlog, anyio.fail_after(30):
+        async with Client(stdio_client(parameters, errlog=errlog), mode=mode) as client:
+            waited, progress = await generate_one_video(client)
+
+    assert waited["status"] == "finished"
+    assert progress
+    assert progress[-1] == 100
+    assert Path(str(waited["saved_videos"][0]["path"])).is_file()  # type: ignore[index]
+    assert SIMULATOR_API_KEY not in (tmp_path / "stderr.log").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIterator[str]:
+    port = free_port()
+    command = [console_script(), "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port)]
+    process = await anyio.open_process(
+        command, env=server_environment(upstream, download_dir), stdout=subprocess.DEVNULL, stderr=None
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        with anyio.fail_after(20):
+            async with httpx2.AsyncClient() as probe:
+                while True:
+                    assert process.returncode is None, "the server exited during start-up"
+                    try:
+                        await probe.get(url)
+                        break
+                    except httpx2.TransportError:
+                        await anyio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        with anyio.fail_after(10), anyio.CancelScope(shield=True):
+            await process.wait()
+
+
+async def test_the_console_script_serves_streamable_http(
+    upstream: Upstream, tmp_path: Path, mode: Mode
+) -> None:
+    async with http_server_process(upstream, tmp_path / "videos") as url:
+        with anyio.fail_after(30):
+            async with Client(url, mode=mode) as client:
+                waited, progress = await generate_one_video(client)
+
+    assert waited["status"] == "finished"
+    assert progress
+    assert progress[-1] == 100
+    assert all(later > earlier for earlier, later in itertools.pairwise(progress))
+
+
+async def test_python_dash_m_is_the_same_command(tmp_path: Path) -> None:
+    result = await anyio.run_process([sys.executable, "-m", "apimp_video_mcp", "--help"], check=False)
+
+    assert result.returncode == 0
+    assert b"--transport" in result.stdout
+    assert b"--simulate" in result.stdout
+
+
+async def test_simulate_mode_over_stdio_works_with_no_key_at_all(tmp_path: Path) -> None:
+    """What mcp.json's simulator entry runs: stdout must carry nothing but the protocol."""
+    parameters = StdioServerParameters(
+        command=console_script(),
+        args=["--simulate", "--task-duration", "0.3", "--log-level", "DEBUG"],
+        env={"PATH": str(Path(sys.executable).parent), "APIMP_DOWNLOAD_DIR": str(tmp_path / "videos")},
+    )
+    with (tmp_path / "stderr.log").open("w") as errlog, anyio.fail_after(30):
+        async with Client(stdio_client(parameters, errlog=errlog)) as client:
+            waited, _ = await generate_one_video(client)
+
+    assert waited["status"] == "finished"
+    assert "simulate mode" in (tmp_path / "stderr.log").read_text()
