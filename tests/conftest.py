@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
+from starlette.types import Receive, Scope, Send
 
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
@@ -19,9 +20,33 @@ from apimp_video_mcp.simulator import Simulator, running_simulator
 from tests.support import TASK_DURATION_SECONDS, Mode, Upstream, fast_settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class CurrentSimulator:
+    """An ASGI app that forwards to the current test's simulator.
+
+    One loopback server serves the whole session (starting and stopping uvicorn for every test
+    would cost more than the tests themselves); each test still gets a fresh Simulator.
+    """
+
+    def __init__(self) -> None:
+        self.simulator: Simulator | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.simulator is not None, "no test is using the simulator now"
+        await self.simulator.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+async def loopback_simulator() -> AsyncIterator[tuple[CurrentSimulator, str]]:
+    current = CurrentSimulator()
+    host = Simulator()
+    host.app = current  # type: ignore[assignment]  # any ASGI app will do
+    async with running_simulator(host) as base_url:
+        yield current, base_url
 
 
 @pytest.fixture
@@ -30,9 +55,16 @@ def simulator() -> Simulator:
 
 
 @pytest.fixture
-async def upstream(simulator: Simulator) -> AsyncIterator[Upstream]:
-    async with running_simulator(simulator) as base_url:
+async def upstream(
+    simulator: Simulator, loopback_simulator: tuple[CurrentSimulator, str]
+) -> AsyncIterator[Upstream]:
+    current, base_url = loopback_simulator
+    current.simulator = simulator
+    try:
         yield Upstream(simulator, base_url)
+    finally:
+        simulator.cancel_delays()
+        current.simulator = None
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ def fast_settings(base_url: str, download_dir: Path, **overrides: Any) -> Settin
         "api_key": SecretStr(SIMULATOR_API_KEY),
         "base_url": base_url,
         "download_dir": download_dir,
+        # A real file beside the download folder, unique to the test.
+        "journal_path": str(download_dir.with_name(f"{download_dir.name}-journal.sqlite3")),
         "poll_initial_interval_seconds": 0.02,
         "poll_max_interval_seconds": 0.05,
         "progress_heartbeat_seconds": 0.02,

@@ -75,6 +75,7 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_API_KEY",
             "APIMP_BASE_URL",
             "APIMP_DOWNLOAD_DIR",
+            "APIMP_JOURNAL",
             "APIMP_WAIT_TIMEOUT",
             "APIMP_REQUEST_TIMEOUT",
             "APIMP_POLL_INTERVAL",
@@ -83,5 +84,7 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_DOWNLOAD_MAX_BYTES",
             "APIMP_RETRY_MAX_ATTEMPTS",
             "APIMP_RETRY_BASE_DELAY",
+            "APIMP_UPLOAD_ROOTS",
+            "APIMP_UPLOAD_MAX_BYTES",
         ]
     )

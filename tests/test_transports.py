@@ -12,12 +12,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import httpx2
 import pytest
+from anyio.abc import Process
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -40,6 +42,7 @@ def server_environment(upstream: Upstream, download_dir: Path) -> dict[str, str]
         "APIMP_API_KEY": SIMULATOR_API_KEY,
         "APIMP_BASE_URL": upstream.base_url,
         "APIMP_DOWNLOAD_DIR": str(download_dir),
+        "APIMP_JOURNAL": str(download_dir.with_name("journal.sqlite3")),
         "APIMP_POLL_INTERVAL": "0.02",
         "APIMP_POLL_MAX_INTERVAL": "0.05",
         "APIMP_PROGRESS_INTERVAL": "0.02",
@@ -89,8 +92,15 @@ def free_port() -> int:
         return port
 
 
+@dataclass
+class ServerProcess:
+    url: str
+    process: Process
+
+
 @asynccontextmanager
-async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIterator[str]:
+async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIterator[ServerProcess]:
+    """The console script serving streamable HTTP on a free loopback port, stopped on exit."""
     port = free_port()
     command = [console_script(), "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port)]
     process = await anyio.open_process(
@@ -107,9 +117,10 @@ async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIt
                         break
                     except httpx2.TransportError:
                         await anyio.sleep(0.05)
-        yield url
+        yield ServerProcess(url, process)
     finally:
-        process.terminate()
+        with suppress(ProcessLookupError):
+            process.terminate()
         with anyio.fail_after(10), anyio.CancelScope(shield=True):
             await process.wait()
 
@@ -117,9 +128,9 @@ async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIt
 async def test_the_console_script_serves_streamable_http(
     upstream: Upstream, tmp_path: Path, mode: Mode
 ) -> None:
-    async with http_server_process(upstream, tmp_path / "videos") as url:
+    async with http_server_process(upstream, tmp_path / "videos") as server:
         with anyio.fail_after(30):
-            async with Client(url, mode=mode) as client:
+            async with Client(server.url, mode=mode) as client:
                 waited, progress = await generate_one_video(client)
 
     assert waited["status"] == "finished"
@@ -141,7 +152,11 @@ async def test_simulate_mode_over_stdio_works_with_no_key_at_all(tmp_path: Path)
     parameters = StdioServerParameters(
         command=console_script(),
         args=["--simulate", "--task-duration", "0.3", "--log-level", "DEBUG"],
-        env={"PATH": str(Path(sys.executable).parent), "APIMP_DOWNLOAD_DIR": str(tmp_path / "videos")},
+        env={
+            "PATH": str(Path(sys.executable).parent),
+            "APIMP_DOWNLOAD_DIR": str(tmp_path / "videos"),
+            "APIMP_JOURNAL": str(tmp_path / "journal.sqlite3"),
+        },
     )
     with (tmp_path / "stderr.log").open("w") as errlog, anyio.fail_after(30):
         async with Client(stdio_client(parameters, errlog=errlog)) as client:

@@ -2,8 +2,10 @@
 
 The package reads top to bottom as the design: `defaults` and `config` (settings), `errors`,
 `catalog` and `models` (what APIMP accepts and answers), `retry` and `client` (the HTTP side),
-`polling` and `downloads` (waiting and saving), `service` (the plain video service), `results`
-(what tools answer), `schema` and `server` (the MCP face), `simulator` (a local APIMP) and `cli`.
+`polling` and `downloads` (waiting and saving), `local_files`, `multipart` and `uploads` (local
+images turned into hosted URLs, safely), `service` (the plain video service), `results` (what tools
+answer), `schema` and `server` (the MCP face), `simulator` and `simulator_uploads` (a local APIMP)
+and `cli`.
 """
 
 from importlib.metadata import version

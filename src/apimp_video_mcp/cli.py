@@ -81,7 +81,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     settings = Settings.from_env()
     if not args.simulate:
-        await _run(build_server(settings, log_level=args.log_level), args)
+        await _run(build_server(settings, log_level=args.log_level, transport=args.transport), args)
         return
 
     from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
@@ -92,7 +92,7 @@ async def _serve(args: argparse.Namespace) -> None:
             "simulate mode: APIMP calls go to the built-in simulator at %s; nothing is charged", base_url
         )
         settings = settings.model_copy(update={"base_url": base_url, "api_key": SecretStr(SIMULATOR_API_KEY)})
-        await _run(build_server(settings, log_level=args.log_level), args)
+        await _run(build_server(settings, log_level=args.log_level, transport=args.transport), args)
 
 
 async def _run(server: MCPServer[AppContext], args: argparse.Namespace) -> None:

@@ -29,13 +29,15 @@ from apimp_video_mcp.errors import (
     UpstreamServerError,
     UpstreamUnreachableError,
 )
-from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, UploadedFile
+from apimp_video_mcp.multipart import MultipartFileBody
 from apimp_video_mcp.retry import RetryPolicy, is_retryable_status, parse_retry_after, retry_delay_seconds
 
 logger = logging.getLogger(__name__)
 
 SUBMIT_PATH: Final = "/api/generate/submit"
 STATUS_PATH: Final = "/api/generate/status/{task_id}"
+UPLOAD_STREAM_PATH: Final = "/api/common/upload/stream"
 
 # These mean no connection was ever made, so the request provably never reached APIMP: the only
 # failures after which a submit may be sent again without risking a second charge.
@@ -141,6 +143,62 @@ class ApimpClient:
             logger.info("status %s: HTTP %s, retrying in %.1f s", task_id, response.status_code, delay)
             await self._sleep(delay or 0.0)
 
+    async def upload_file(self, body: MultipartFileBody) -> UploadedFile:
+        """Upload a file through APIMP's Public API; returns where it is hosted and until when.
+
+        Unlike a submit, an upload is retried like a status query (network errors, 429, 5xx): a
+        repeated upload costs no credit, at worst a spare copy that APIMP deletes after 72 h, while
+        giving up would make the agent repeat the whole call. Each attempt re-reads the file.
+        """
+        headers = {**self._auth_headers(), **body.headers}
+        response = await self._send_with_retries(
+            lambda: self._http.post(UPLOAD_STREAM_PATH, content=body, headers=headers),
+            what=f"upload {body.filename}",
+        )
+        envelope = _json_or_none(response)
+        if isinstance(envelope, dict) and envelope.get("success") is False and response.status_code < 400:
+            code = envelope.get("code")
+            status = code if isinstance(code, int) and code >= 400 else 400
+            raise _error_for(status, _error_message(response), response, None)
+        data = self._data_or_raise(response, task_id=None)
+        try:
+            return UploadedFile.from_wire(data)
+        except ValueError:
+            raise UpstreamError(
+                response.status_code, f"the upload answer names no file URL: {response.text[:200]!r}"
+            ) from None
+
+    async def _send_with_retries(
+        self, send: Callable[[], Awaitable[httpx2.Response]], *, what: str
+    ) -> httpx2.Response:
+        """Send until an answer not worth retrying, or until the policy gives up: then the last answer
+        is returned, for the caller to raise its precise error from."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await send()
+            except httpx2.TransportError as exc:
+                delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
+                if delay is None:
+                    raise UpstreamUnreachableError(
+                        f"Could not reach APIMP to {what} ({type(exc).__name__}) after {attempt} attempts; "
+                        "try again shortly."
+                    ) from None
+                logger.info("%s: %s, retrying in %.1f s", what, type(exc).__name__, delay)
+                await self._sleep(delay)
+                continue
+            if not is_retryable_status(response.status_code):
+                return response
+            retry_after = parse_retry_after(
+                response.headers.get("retry-after"), response.headers.get("retry-after-ms")
+            )
+            delay = retry_delay_seconds(attempt, self._retry_policy, retry_after, self._rng)
+            if delay is None:
+                return response
+            logger.info("%s: HTTP %s, retrying in %.1f s", what, response.status_code, delay)
+            await self._sleep(delay)
+
     @asynccontextmanager
     async def open_file(self, url: str, *, read_timeout_seconds: float) -> AsyncIterator[httpx2.Response]:
         """Stream a result file. Result URLs are signed links on other hosts: no APIMP key is sent."""
@@ -206,8 +264,18 @@ def _error_message(response: httpx2.Response) -> str:
         for key in ("detail", "message", "msg"):
             if isinstance(body.get(key), str):
                 return str(body[key])
+        if isinstance(body.get("detail"), list):  # a validation error, FastAPI style
+            return "; ".join(_validation_problem(item) for item in body["detail"])
     text = response.text.strip()
     return text[:500] if text else (response.reason_phrase or "no message")
+
+
+def _validation_problem(item: object) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    location = ".".join(str(part) for part in item.get("loc") or ())
+    message = str(item.get("msg") or "invalid")
+    return f"{location}: {message}" if location else message
 
 
 def _error_type(response: httpx2.Response) -> str | None:

@@ -23,6 +23,15 @@ APP_NAME: Final = "apimp-video-mcp"
 Seconds = Annotated[float, Field(gt=0)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
+# APIMP_UPLOAD_ROOTS=none turns local files off. Roots must be absolute, so no folder can be
+# mistaken for this word.
+UPLOAD_ROOTS_NONE: Final = "none"
+
+
+def default_journal_path() -> str:
+    """Beside the videos: the journal is the receipt book of what was paid for."""
+    return str(Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "journal.sqlite3")
+
 
 def default_download_dir() -> Path:
     """Videos outlive the conversation that made them, so they go to the user's data directory."""
@@ -37,6 +46,8 @@ class Settings(BaseModel):
     api_key: SecretStr | None = None
     base_url: str = defaults.DEFAULT_BASE_URL
     download_dir: Path = Field(default_factory=default_download_dir)
+    # A file path, or ":memory:" for a journal that lasts only as long as the process.
+    journal_path: str = Field(default_factory=default_journal_path)
     wait_timeout_seconds: Annotated[float, Field(gt=0, le=defaults.MAX_WAIT_TIMEOUT_SECONDS)] = (
         defaults.DEFAULT_WAIT_TIMEOUT_SECONDS
     )
@@ -47,12 +58,46 @@ class Settings(BaseModel):
     download_max_bytes: Annotated[int, Field(gt=0)] = defaults.DOWNLOAD_MAX_BYTES
     retry_max_attempts: Annotated[int, Field(ge=1)] = defaults.RETRY_MAX_ATTEMPTS
     retry_base_delay_seconds: Annotated[float, Field(ge=0)] = defaults.RETRY_BASE_DELAY_SECONDS
+    # Folders whose images may be uploaded. None leaves it to the transport (see `local_files`):
+    # stdio trusts the local user's working directory and home, HTTP reads no local file at all.
+    upload_roots: tuple[Path, ...] | None = None
+    upload_max_bytes: Annotated[int, Field(gt=0)] = defaults.UPLOAD_MAX_BYTES
 
     @field_validator("download_dir")
     @classmethod
     def _absolute(cls, path: Path) -> Path:
         """Paths are reported to the agent; a relative or `~` path would mean nothing to it."""
         return path.expanduser().absolute()
+
+    @field_validator("journal_path")
+    @classmethod
+    def _absolute_journal(cls, path: str) -> str:
+        return path if path == ":memory:" else str(Path(path).expanduser().absolute())
+
+    @field_validator("upload_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        """APIMP_UPLOAD_ROOTS lists folders the way PATH does (os.pathsep); `none` means no folder."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == UPLOAD_ROOTS_NONE:
+            return ()
+        roots = tuple(part.strip() for part in value.split(os.pathsep) if part.strip())
+        if not roots:
+            raise ValueError(f"lists no folder; set it to {UPLOAD_ROOTS_NONE!r} to turn local files off")
+        return roots
+
+    @field_validator("upload_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: tuple[Path, ...] | None) -> tuple[Path, ...] | None:
+        """A relative root would depend on where the host happens to start the server: refused."""
+        if roots is None:
+            return None
+        expanded = tuple(root.expanduser() for root in roots)
+        for root in expanded:
+            if not root.is_absolute():
+                raise ValueError(f"each folder must be an absolute path (or start with ~), not {str(root)!r}")
+        return expanded
 
     def require_api_key(self) -> str:
         """The key, or an error that tells the user exactly which variable to set."""
@@ -86,6 +131,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "api_key": "APIMP_API_KEY",
     "base_url": "APIMP_BASE_URL",
     "download_dir": "APIMP_DOWNLOAD_DIR",
+    "journal_path": "APIMP_JOURNAL",
     "wait_timeout_seconds": "APIMP_WAIT_TIMEOUT",
     "request_timeout_seconds": "APIMP_REQUEST_TIMEOUT",
     "poll_initial_interval_seconds": "APIMP_POLL_INTERVAL",
@@ -94,4 +140,6 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "download_max_bytes": "APIMP_DOWNLOAD_MAX_BYTES",
     "retry_max_attempts": "APIMP_RETRY_MAX_ATTEMPTS",
     "retry_base_delay_seconds": "APIMP_RETRY_BASE_DELAY",
+    "upload_roots": "APIMP_UPLOAD_ROOTS",
+    "upload_max_bytes": "APIMP_UPLOAD_MAX_BYTES",
 }

@@ -50,6 +50,14 @@ PROGRESS_HEARTBEAT_SECONDS: Final = 5.0
 DOWNLOAD_MAX_BYTES: Final = 500 * 1024 * 1024
 DOWNLOAD_CHUNK_BYTES: Final = 64 * 1024
 
+# --- Uploads of local reference images -------------------------------------------------------
+# APIMP documents no upload limit. A first-frame image is a few MB at most (a 4k PNG screenshot is
+# about 10 MB); 20 MiB admits that with room to spare, and refuses the wrong file (a scan, a RAW,
+# a disk image renamed .png) before it is streamed off the machine.
+UPLOAD_MAX_BYTES: Final = 20 * 1024 * 1024
+# Each chunk is read in a worker thread: large enough that the thread hops cost nothing.
+UPLOAD_CHUNK_BYTES: Final = 256 * 1024
+
 # --- Streamable HTTP transport -------------------------------------------------------------
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_PORT: Final = 8000

@@ -3,6 +3,7 @@
     ApimpError                      base: str(error) is written for the model to read
     ├── ConfigurationError          the server is set up wrong (no APIMP_API_KEY, a bad variable)
     ├── InvalidRequestError         our own check refused the input; nothing was sent
+    │   └── LocalFileError          a local image was refused (outside the allowed folders, ...)
     ├── UpstreamError               APIMP answered with an error status
     │   ├── UpstreamRejectedError   400: APIMP's message, verbatim
     │   ├── AuthenticationError     401/403: the key is wrong or the task is someone else's
@@ -11,7 +12,8 @@
     │   └── UpstreamServerError     5xx: APIMP is having trouble
     ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
     ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
-    └── DownloadError               a finished video could not be saved
+    ├── DownloadError               a finished video could not be saved
+    └── UploadFailedError           a local image was not uploaded; a submit needing it was not sent
 
 A task that fails upstream is not an error here: it is a status (`failed`) with a message,
 reported as data. Errors mean the API or our setup failed, not the generation.
@@ -35,6 +37,19 @@ class InvalidRequestError(ApimpError):
         self.field = field
         self.problem = problem
         super().__init__(f"Invalid {field}: {problem}")
+
+
+class LocalFileError(InvalidRequestError):
+    """A local file was refused by a safety rule; no byte of it was sent anywhere.
+
+    The message names the path as given and the rule it broke, so the model can fix the call
+    (move the image under an allowed folder, convert it, shrink it, or pass a URL instead).
+    """
+
+    def __init__(self, field: str, source: str, rule: str) -> None:
+        self.source = source
+        self.rule = rule
+        super().__init__(field, f"cannot use the local file {source!r}: {rule}")
 
 
 class UpstreamError(ApimpError):
@@ -125,3 +140,16 @@ class SubmitOutcomeUnknownError(ApimpError):
 
 class DownloadError(ApimpError):
     """A finished video could not be downloaded; its URL is still reported to the caller."""
+
+
+class UploadFailedError(ApimpError):
+    """APIMP did not take a local image; when a submit needed it, the video was not submitted."""
+
+    def __init__(self, source: str, cause: str, *, submitting: bool) -> None:
+        self.source = source
+        outcome = (
+            " The video was NOT submitted and nothing was charged; fix the cause and call submit_video again."
+            if submitting
+            else ""
+        )
+        super().__init__(f"Uploading the local image {source!r} to APIMP failed: {cause}{outcome}")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import (
     MODEL_SPECS,
     SIZE_PATTERN,
@@ -32,8 +33,28 @@ CompressionQuality = Literal["optimized", "lossless"]
 ResizeMode = Literal["pad", "crop"]
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=4096)]
+# An http(s) URL (sent as is), a file:// URL, or a local path: absolute, ~/..., Windows C:\..., or
+# relative to the server's working directory (a relative path with a colon needs a leading ./, so
+# that other URL schemes such as data: or ftp:// are refused here). Local files are uploaded first.
+ImageReference = Annotated[
+    str,
+    Field(
+        pattern=r"^(?:https?://\S+|file://\S+|[/~.].*|[A-Za-z]:[\\/].*|[^:]+)$",
+        min_length=1,
+        max_length=4096,
+    ),
+]
 
 _DURATION_HELP: Final = "Veo 3 models: 4, 6 or 8 (Google's docs). Sora 2 models: 4, 8 or 12 (OpenAI's docs)."
+_IMAGE_HELP: Final = (
+    "Either an http(s) URL, sent as is, or a local image file on the machine running this server: an "
+    "absolute path, ~/..., a path relative to the server's working directory, or a file:// URL. A local "
+    "file is uploaded to APIMP first and its hosted URL is sent instead (the result lists it under "
+    "uploaded_images). Local files must be PNG, JPEG, WebP or GIF, at most "
+    f"{defaults.UPLOAD_MAX_BYTES // (1024 * 1024)} MiB unless the server sets APIMP_UPLOAD_MAX_BYTES, "
+    "inside the folders the server allows (APIMP_UPLOAD_ROOTS); a server reached over HTTP accepts "
+    "no local path unless its operator allowed folders."
+)
 
 
 class VeoMetadata(BaseModel):
@@ -131,13 +152,14 @@ class VideoInput(BaseModel):
         default=None,
         description=f"Clip length in seconds, the name Sora uses; same meaning as duration. {_DURATION_HELP}",
     )
-    image: HttpUrl | None = Field(
+    image: ImageReference | None = Field(
         default=None,
-        description="URL of an image to use as the first frame (image-to-video).",
+        description=f"The image to use as the first frame (image-to-video). {_IMAGE_HELP}",
     )
-    images: Annotated[list[HttpUrl], Field(max_length=1)] | None = Field(
+    images: Annotated[list[ImageReference], Field(max_length=1)] | None = Field(
         default=None,
-        description="First-frame image URLs, at most 1 (only the first is used). Alternative to image.",
+        description="First-frame images, at most 1 (only the first is used). Alternative to image; each "
+        "item is a URL or a local file, as for image.",
     )
     metadata: VeoMetadata | None = Field(
         default=None,
@@ -279,6 +301,35 @@ class TaskSnapshot(BaseModel):
             error_message=_optional_str(data.get("error_message")),
             files=[TaskFile.model_validate(item) for item in files if isinstance(item, Mapping)],
         )
+
+
+class UploadedFile(BaseModel):
+    """A file APIMP's Public API stored, parsed from its upload answer's `data` in exactly one place.
+
+    Only `file_url` is required: the other fields are documented, but nothing depends on them,
+    so an answer that lacks one (or spells a number as a string) is still understood.
+    """
+
+    file_url: HttpUrl
+    file_id: str | None = None
+    file_name: str | None = None
+    original_name: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    upload_path: str | None = None
+    download_url: str | None = None
+    upload_time: str | None = None
+    expires_at: str | None = Field(default=None, description="ISO-8601 as APIMP sent it; images live 72 h.")
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> UploadedFile:
+        """Parse APIMP's upload `data`; raises ValueError when it names no usable file URL."""
+        values: dict[str, object] = {
+            name: _optional_str(data.get(name)) for name in cls.model_fields if name != "file_size"
+        }
+        size = data.get("file_size")
+        values["file_size"] = int(size) if isinstance(size, int | str) and str(size).isdigit() else None
+        return cls.model_validate(values)
 
 
 def _progress(value: object) -> int | None:

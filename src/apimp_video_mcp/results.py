@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp.catalog import MODEL_SPECS, VideoModelId, aspect_ratio_for_size, resolution_for_size
+from apimp_video_mcp.journal import EntryStatus, JournalEntry
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, TaskStatus
 
 Source = Literal["metadata", "input", "size", "model default"]
@@ -74,6 +75,19 @@ class EffectiveFormat(BaseModel):
         )
 
 
+class UploadedImage(BaseModel):
+    """A local image uploaded to APIMP, and the hosted URL that now stands for it."""
+
+    source: str = Field(description="The local path or file:// URL, as given.")
+    path: str = Field(description="The file's real absolute path on the machine running the server.")
+    url: str = Field(description="The hosted URL: what APIMP receives (or can receive) as input.image.")
+    expires_at: str | None = Field(
+        description="When APIMP deletes the upload (ISO-8601, as APIMP sent it). Uploaded images live 72 h."
+    )
+    size_bytes: int
+    mime_type: str = Field(description="image/png, image/jpeg, image/webp or image/gif.")
+
+
 class SubmitResult(BaseModel):
     """A task APIMP accepted."""
 
@@ -82,6 +96,10 @@ class SubmitResult(BaseModel):
     created_time: str | None = Field(description="When APIMP created the task (ISO-8601, as APIMP sent it).")
     model: VideoModelId
     effective_format: EffectiveFormat
+    uploaded_images: list[UploadedImage] = Field(
+        default_factory=list,
+        description="Local images uploaded first; the submitted request carried their URLs instead.",
+    )
     next_step: str
 
     def summary(self) -> str:
@@ -93,6 +111,7 @@ class SubmitResult(BaseModel):
         )
         lines = [f"Submitted {self.model} task {self.task_id} ({self.status}); expected format: {shape}."]
         lines += [f"Note: {note}" for note in fmt.notes]
+        lines += [f"Uploaded {image.source} as {image.url}." for image in self.uploaded_images]
         lines.append(self.next_step)
         return "\n".join(lines)
 
@@ -111,7 +130,29 @@ class TaskReport(BaseModel):
     error_message: str | None = Field(description="Why the task failed, in APIMP's words.")
     created_time: str | None
     finished_time: str | None
+    source: Literal["apimp", "journal"] = Field(
+        description="Where this came from: a fresh APIMP query, or the journal for a task that has ended."
+    )
     next_step: str
+
+    @classmethod
+    def from_entry(cls, entry: JournalEntry, next_step: str) -> TaskReport:
+        """A report from the journal alone: only for tasks that have ended, whose state cannot change."""
+        assert entry.task_id is not None
+        assert entry.status != "submit_outcome_unknown"
+        return cls(
+            task_id=entry.task_id,
+            status=entry.status,
+            upstream_status=entry.upstream_status or entry.status,
+            progress=entry.progress,
+            video_urls=entry.video_urls,
+            other_file_urls=[],
+            error_message=entry.error_message,
+            created_time=entry.created_time,
+            finished_time=entry.finished_time,
+            source="journal",
+            next_step=next_step,
+        )
 
     @classmethod
     def from_snapshot(cls, snapshot: TaskSnapshot, next_step: str) -> TaskReport:
@@ -125,6 +166,7 @@ class TaskReport(BaseModel):
             error_message=snapshot.error_message,
             created_time=snapshot.created_time,
             finished_time=snapshot.finished_time,
+            source="apimp",
             next_step=next_step,
         )
 
@@ -167,4 +209,38 @@ class WaitResult(TaskReport):
         if self.download_error:
             lines.append(f"Download failed: {self.download_error}")
         lines.append(self.next_step)
+        return "\n".join(lines)
+
+
+class UploadResult(UploadedImage):
+    """What upload_image answers: the hosted URL of a local image, and what to do with it."""
+
+    next_step: str
+
+    def summary(self) -> str:
+        expiry = f"until {self.expires_at}" if self.expires_at else "for 72 h"
+        return (
+            f"Uploaded {self.source} ({self.mime_type}, {self.size_bytes} bytes) to {self.url}; "
+            f"it is kept {expiry}.\n{self.next_step}"
+        )
+
+
+class TaskList(BaseModel):
+    """Tasks from the journal, newest first."""
+
+    tasks: list[JournalEntry]
+    status_filter: EntryStatus | None = None
+
+    def summary(self) -> str:
+        if not self.tasks:
+            scope = f" with status {self.status_filter}" if self.status_filter else ""
+            return f"The journal holds no tasks{scope}."
+        lines = [f"{len(self.tasks)} task(s), newest first:"]
+        for entry in self.tasks:
+            handle = entry.task_id or entry.entry_id
+            detail = f" {entry.progress}%" if entry.progress is not None and not entry.is_terminal else ""
+            where = f" -> {entry.local_paths[0]}" if entry.local_paths else ""
+            lines.append(
+                f"- {handle} [{entry.status}{detail}] {entry.model or '?'} {entry.recorded_at}{where}"
+            )
         return "\n".join(lines)

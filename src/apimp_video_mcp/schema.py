@@ -49,14 +49,8 @@ def _collapse_optional(node: Any) -> Any:
         return node
     node = {key: _collapse_optional(value) for key, value in node.items()}
     options = node.get("anyOf")
-    if (
-        isinstance(options, list)
-        and len(options) == 2
-        and {"type": "null"} in options
-        and "default" in node
-        and node["default"] is None
-    ):
-        (kept,) = [option for option in options if option != {"type": "null"}]
-        rest = {key: value for key, value in node.items() if key not in ("anyOf", "default")}
-        return {**kept, **rest}
-    return node
+    if not (isinstance(options, list) and {"type": "null"} in options and node.get("default", ...) is None):
+        return node
+    kept = [option for option in options if option != {"type": "null"}]
+    rest = {key: value for key, value in node.items() if key not in ("anyOf", "default")}
+    return {**kept[0], **rest} if len(kept) == 1 else {"anyOf": kept, **rest}

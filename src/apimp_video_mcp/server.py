@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Annotated, Any, Final
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -25,8 +26,11 @@ from apimp_video_mcp.catalog import VideoModelId
 from apimp_video_mcp.client import ApimpClient, build_http_client
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.errors import ApimpError
-from apimp_video_mcp.models import SubmitRequest, VideoInput
-from apimp_video_mcp.results import SubmitResult, TaskReport, WaitResult
+from apimp_video_mcp.journal import EntryStatus, TaskJournal
+from apimp_video_mcp.local_files import LocalFilePolicy, Transport
+from apimp_video_mcp.models import ImageReference, SubmitRequest, VideoInput
+from apimp_video_mcp.resources import register_resources
+from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
 from apimp_video_mcp.retry import RetryPolicy
 from apimp_video_mcp.schema import publishable_input_schema
 from apimp_video_mcp.service import VideoService
@@ -39,6 +43,8 @@ Workflow: submit_video creates a task and returns its task_id at once; then call
 with that task_id. wait_for_video returns when the video is ready, or after its timeout with the
 current status: a timeout is not a failure, call wait_for_video again. Finished videos are saved
 locally (result URLs may expire). get_status checks a task once without waiting.
+For image-to-video, input.image takes an image URL or a local image path (uploaded for you);
+upload_image uploads a local image on its own and returns its URL.
 Each submitted task costs credits: do not resubmit a task that is merely still running."""
 
 TaskId = Annotated[
@@ -57,6 +63,18 @@ class AppContext:
     service: VideoService
 
 
+@dataclass
+class RunningService:
+    """The service while the server runs, for handlers the SDK gives no context (static resources)."""
+
+    service: VideoService | None = None
+
+    def get(self) -> VideoService:
+        if self.service is None:
+            raise RuntimeError("the server is not running")
+        return self.service
+
+
 def _service(ctx: Context[AppContext, Any]) -> VideoService:
     return ctx.request_context.lifespan_context.service
 
@@ -70,7 +88,7 @@ def _as_tool_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from exc
 
 
-def _answer(result: SubmitResult | TaskReport) -> CallToolResult:
+def _answer(result: SubmitResult | TaskReport | UploadResult | TaskList) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=result.summary())],
         structured_content=result.model_dump(mode="json"),
@@ -91,13 +109,59 @@ async def submit_video(
         return _answer(await _service(ctx).submit(SubmitRequest(model=model, input=input)))
 
 
-async def get_status(task_id: TaskId, ctx: Context[AppContext, Any]) -> Annotated[CallToolResult, TaskReport]:
-    """Check a video task once, without waiting: status, progress, video URLs or the error message.
+async def upload_image(
+    path: Annotated[
+        ImageReference,
+        Field(
+            description="The image file on the machine running this server: an absolute path, ~/..., a "
+            "path relative to the server's working directory, or a file:// URL. PNG, JPEG, WebP or GIF, "
+            "inside the folders the server allows (APIMP_UPLOAD_ROOTS)."
+        ),
+    ],
+    ctx: Context[AppContext, Any],
+) -> Annotated[CallToolResult, UploadResult]:
+    """Upload a local image to APIMP and return its hosted URL, expiry, size and MIME type.
 
-    To wait for the result, use wait_for_video instead of calling this in a loop.
+    Use the URL as input.image of submit_video (image-to-video). submit_video also accepts the local
+    path itself and uploads it for you, so call this only to get the URL first. Uploads expire after
+    72 h. A server reached over HTTP reads no local file unless its operator allowed folders.
     """
     with _as_tool_errors():
-        return _answer(await _service(ctx).get_status(task_id))
+        return _answer(await _service(ctx).upload_image(path))
+
+
+async def get_status(
+    task_id: TaskId,
+    ctx: Context[AppContext, Any],
+    refresh: Annotated[
+        bool,
+        Field(description="Ask APIMP even when the journal already knows the task has ended."),
+    ] = False,
+) -> Annotated[CallToolResult, TaskReport]:
+    """Check a video task once, without waiting: status, progress, video URLs or the error message.
+
+    A task that has finished or failed is answered from the local task journal. To wait for the
+    result, use wait_for_video instead of calling this in a loop.
+    """
+    with _as_tool_errors():
+        return _answer(await _service(ctx).get_status(task_id, refresh=refresh))
+
+
+async def list_tasks(
+    ctx: Context[AppContext, Any],
+    status: Annotated[
+        EntryStatus | None,
+        Field(description="Only tasks with this status. submit_outcome_unknown: sent, but no clear answer."),
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=100, description="How many tasks at most.")] = 20,
+) -> Annotated[CallToolResult, TaskList]:
+    """List the video tasks this server has submitted or seen, newest first, from its durable journal.
+
+    Use it to find a task whose id was lost (a new conversation, a restarted host) before paying for
+    a new one: an unfinished task can be waited for again with wait_for_video.
+    """
+    with _as_tool_errors():
+        return _answer(await _service(ctx).list_tasks(status=status, limit=limit))
 
 
 async def wait_for_video(
@@ -156,30 +220,50 @@ def build_tools() -> list[Tool]:
         _tool(submit_video, title="Submit a video generation task", read_only=False),
         _tool(get_status, title="Check a video task", read_only=True),
         _tool(wait_for_video, title="Wait for a video", read_only=True),
+        _tool(list_tasks, title="List video tasks", read_only=True),
+        _tool(upload_image, title="Upload a local image", read_only=False),
     ]
 
 
 def build_server(
-    settings: Settings | None = None, *, log_level: LogLevel = "WARNING"
+    settings: Settings | None = None,
+    *,
+    log_level: LogLevel = "WARNING",
+    transport: Transport | None = None,
 ) -> MCPServer[AppContext]:
     """A ready server; `settings` default to the environment (`APIMP_*` variables).
 
     `log_level` also sets the HTTP transport's access log, which is noise at the default level.
+    `transport` is how the server will be reached; unless APIMP_UPLOAD_ROOTS says otherwise it decides
+    which local images may be uploaded: stdio allows the working directory and home, streamable HTTP
+    (or None: an embedder that does not say) allows none.
     """
     resolved = settings if settings is not None else Settings.from_env()
+    local_files = LocalFilePolicy.for_transport(
+        resolved.upload_roots, transport, max_bytes=resolved.upload_max_bytes
+    )
+
+    running = RunningService()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+        journal = await TaskJournal.open(resolved.journal_path)
         http = build_http_client(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
-        async with http:
-            policy = RetryPolicy(
-                max_attempts=resolved.retry_max_attempts,
-                base_delay_seconds=resolved.retry_base_delay_seconds,
-            )
-            client = ApimpClient(http, resolved.require_api_key, retry_policy=policy)
-            yield AppContext(service=VideoService(resolved, client))
+        try:
+            async with http:
+                policy = RetryPolicy(
+                    max_attempts=resolved.retry_max_attempts,
+                    base_delay_seconds=resolved.retry_base_delay_seconds,
+                )
+                client = ApimpClient(http, resolved.require_api_key, retry_policy=policy)
+                running.service = VideoService(resolved, client, journal, local_files=local_files)
+                yield AppContext(service=running.service)
+        finally:
+            running.service = None
+            with anyio.CancelScope(shield=True):
+                await journal.close()
 
-    return MCPServer(
+    server = MCPServer(
         SERVER_NAME,
         title="APIMP Video",
         instructions=INSTRUCTIONS,
@@ -188,6 +272,8 @@ def build_server(
         lifespan=lifespan,
         log_level=log_level,
     )
+    register_resources(server, running.get)
+    return server
 
 
 __all__ = ["AppContext", "build_server", "build_tools"]

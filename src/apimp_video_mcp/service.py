@@ -14,10 +14,29 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.client import ApimpClient
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.downloads import download_video, video_filename
-from apimp_video_mcp.errors import DownloadError
+from apimp_video_mcp.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DownloadError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    UpstreamRejectedError,
+    UpstreamUnreachableError,
+)
+from apimp_video_mcp.journal import EntryStatus, JournalEntry, TaskJournal
+from apimp_video_mcp.local_files import LocalFilePolicy
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
 from apimp_video_mcp.polling import GrowingInterval, PollSchedule, ReportProgress, wait_for_task
-from apimp_video_mcp.results import EffectiveFormat, SavedVideo, SubmitResult, TaskReport, WaitResult
+from apimp_video_mcp.results import (
+    EffectiveFormat,
+    SavedVideo,
+    SubmitResult,
+    TaskList,
+    TaskReport,
+    UploadResult,
+    WaitResult,
+)
+from apimp_video_mcp.uploads import ImageUploader
 
 logger = logging.getLogger(__name__)
 
@@ -28,27 +47,54 @@ NEXT_AFTER_SUBMIT = (
 )
 
 
+# Failures after which APIMP provably created nothing: the journal entry can be dropped.
+_NOTHING_CREATED = (
+    ConfigurationError,
+    UpstreamRejectedError,
+    AuthenticationError,
+    RateLimitedError,
+    UpstreamUnreachableError,
+)
+
+
 async def _no_progress(progress: float, message: str) -> None:
     """The progress sink used when nobody listens."""
 
 
 class VideoService:
-    """Everything the tools do, over one `ApimpClient` and the server's settings."""
+    """Everything the tools do, over one `ApimpClient`, the task journal and the server's settings."""
 
     def __init__(
-        self, settings: Settings, client: ApimpClient, *, schedule: PollSchedule | None = None
+        self,
+        settings: Settings,
+        client: ApimpClient,
+        journal: TaskJournal,
+        *,
+        schedule: PollSchedule | None = None,
+        local_files: LocalFilePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
+        self.journal = journal
+        # Without a policy from the server (which knows the transport), only configured roots count.
+        self.uploads = ImageUploader(
+            client,
+            local_files
+            or LocalFilePolicy.for_transport(
+                settings.upload_roots, None, max_bytes=settings.upload_max_bytes
+            ),
+        )
         self.schedule = schedule or GrowingInterval(
             initial_seconds=settings.poll_initial_interval_seconds,
             max_seconds=settings.poll_max_interval_seconds,
         )
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
-        """Check the documented rules, then create the task (never twice)."""
+        """Check the documented rules, journal the request, then create the task (never twice)."""
         request.check_documented_rules()
-        snapshot = await self.client.submit(request)
+        request, uploaded = await self.uploads.localize(request)  # local images become hosted URLs
+        entry_id = await self.journal.record_submission(request.model, request.to_body())
+        snapshot = await self._submit_journaled(request, entry_id)
         logger.info("submitted %s task %s", request.model, snapshot.task_id)
         return SubmitResult(
             task_id=snapshot.task_id,
@@ -56,13 +102,56 @@ class VideoService:
             created_time=snapshot.created_time,
             model=request.model,
             effective_format=EffectiveFormat.for_request(request),
+            uploaded_images=uploaded,
             next_step=NEXT_AFTER_SUBMIT,
         )
 
-    async def get_status(self, task_id: str) -> TaskReport:
-        """One status query."""
-        snapshot = await self.client.get_status(task_id)
+    async def upload_image(self, source: str) -> UploadResult:
+        """Upload one local image and return its hosted URL."""
+        return await self.uploads.upload(source)
+
+    async def _submit_journaled(self, request: SubmitRequest, entry_id: str) -> TaskSnapshot:
+        """Send the submit and settle its journal entry whatever happens, even on cancellation."""
+        try:
+            snapshot = await self.client.submit(request)
+        except _NOTHING_CREATED:
+            with anyio.CancelScope(shield=True):
+                await self.journal.discard(entry_id)
+            raise
+        except SubmitOutcomeUnknownError as exc:
+            with anyio.CancelScope(shield=True):
+                await self.journal.record_unknown_outcome(entry_id)
+            raise SubmitOutcomeUnknownError(
+                f"{exc} The request is kept in the task journal as {entry_id} (see list_tasks)."
+            ) from None
+        except BaseException:
+            # Cancelled or crashed mid-request: the task may exist, so the entry stays as unknown.
+            with anyio.CancelScope(shield=True):
+                await self.journal.record_unknown_outcome(entry_id)
+            raise
+        with anyio.CancelScope(shield=True):  # the answer is in hand: record it even if the caller left
+            await self.journal.record_accepted(entry_id, snapshot)
+        return snapshot
+
+    async def get_status(self, task_id: str, *, refresh: bool = False) -> TaskReport:
+        """The task's status: from the journal when it has ended (unless `refresh`), else from APIMP."""
+        entry = await self.journal.get(task_id)
+        if entry is not None and entry.submit_state == "unknown":
+            raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
+        if entry is not None and entry.is_terminal and not refresh:
+            return TaskReport.from_entry(entry, _next_step_for(entry.status, timed_out=False))
+        snapshot = await self.fetch_status(task_id)
         return TaskReport.from_snapshot(snapshot, _next_step(snapshot, timed_out=False))
+
+    async def fetch_status(self, task_id: str) -> TaskSnapshot:
+        """Ask APIMP, and write what it says through to the journal."""
+        snapshot = await self.client.get_status(task_id)
+        await self.journal.record_status(snapshot)
+        return snapshot
+
+    async def list_tasks(self, *, status: EntryStatus | None = None, limit: int = 20) -> TaskList:
+        """The journal's newest tasks."""
+        return TaskList(tasks=await self.journal.recent(status=status, limit=limit), status_filter=status)
 
     async def wait(
         self,
@@ -73,8 +162,11 @@ class VideoService:
         report: ReportProgress = _no_progress,
     ) -> WaitResult:
         """Wait for the task until it ends or the timeout passes; save its videos when asked."""
+        entry = await self.journal.get(task_id)
+        if entry is not None and entry.submit_state == "unknown":
+            raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
         outcome = await wait_for_task(
-            lambda: self.client.get_status(task_id),
+            lambda: self.fetch_status(task_id),
             timeout_seconds=timeout_seconds or self.settings.wait_timeout_seconds,
             schedule=self.schedule,
             report=report,
@@ -88,6 +180,7 @@ class VideoService:
                 saved = await self.save_videos(snapshot)
             except DownloadError as exc:
                 download_error = str(exc)
+            await self.journal.record_local_paths(task_id, [video.path for video in saved])
         next_step = _next_step(snapshot, timed_out=outcome.timed_out)
         if outcome.last_error is not None and outcome.timed_out:
             next_step = f"The last status check failed ({outcome.last_error}). {next_step}"
@@ -119,13 +212,25 @@ class VideoService:
         return saved
 
 
+def _unknown_outcome_message(entry: JournalEntry) -> str:
+    return (
+        f"The submit recorded as {entry.entry_id} ({entry.model}, at {entry.recorded_at}) got no clear "
+        "answer from APIMP, so whether the task exists is unknown and it has no task id. It was not "
+        "resubmitted. Check your APIMP dashboard before submitting the same request again."
+    )
+
+
 def _next_step(snapshot: TaskSnapshot, *, timed_out: bool) -> str:
-    if snapshot.status == "finished":
+    return _next_step_for(snapshot.status, timed_out=timed_out)
+
+
+def _next_step_for(status: str, *, timed_out: bool) -> str:
+    if status == "finished":
         return (
             "The video is ready. Result URLs may expire: keep the saved file (wait_for_video saves it "
             "when download is on) or download the URL soon."
         )
-    if snapshot.status == "failed":
+    if status == "failed":
         return "The task failed and will not produce a video. Adjust the request and submit a new task."
     if timed_out:
         return (

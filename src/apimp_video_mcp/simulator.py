@@ -1,9 +1,10 @@
-"""An in-memory, real-HTTP simulator of the APIMP task API (submit, status, result files).
+"""An in-memory, real-HTTP simulator of the APIMP task API (submit, status, result files, uploads).
 
 Why it exists: the tests need an upstream that speaks HTTP exactly like APIMP (envelopes,
 status codes, signed result URLs with query strings, "image" file types for videos), and a
 user should be able to try the whole product with no key and no cost. Everything is kept in
-memory; simulated time is read from an injectable clock so tests never sleep.
+memory; simulated time is read from an injectable clock so tests never sleep. The Public API's
+uploads live in `simulator_uploads`; they are mounted here, recorded like every other request.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from apimp_video_mcp.simulator_uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -246,11 +249,15 @@ class Simulator:
         # Wall-clock timestamps are derived from the injected clock so they agree with it.
         self._clock_origin = clock()
         self._wall_origin = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        self.uploads = UploadStore(api_key=self._api_key, clock=clock, wall=self._wall, rng=self._rng)
         self.app = Starlette(
             routes=[
                 self._route("/api/generate/submit", ("POST",), self._submit),
                 self._route("/api/generate/status/{task_id}", ("GET",), self._status),
                 self._route("/files/{name}", ("GET", "HEAD"), self._file),
+                self._route("/api/common/upload/stream", ("POST",), self.uploads.upload_stream),
+                self._route("/api/common/upload/url", ("POST",), self.uploads.upload_url),
+                self._route("/uploads/{file_id}/{name}", ("GET", "HEAD"), self.uploads.serve),
                 self._route("/{path:path}", (), self._no_route),
             ]
         )
@@ -461,6 +468,10 @@ async def running_simulator(sim: Simulator, *, host: str = "127.0.0.1", port: in
     the caller's block is re-raised as is, not wrapped in an ExceptionGroup by the task group.
     """
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # asyncio turns Nagle off only for sockets whose proto is IPPROTO_TCP, and create_server leaves
+    # it 0: without this, every keep-alive answer waits ~40 ms for the client's delayed ACK.
+    # Accepted connections inherit the option from the listening socket.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     base_url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
     options: dict[str, Any] = {"log_config": None, "log_level": "warning", "access_log": False}
     server = _Server(uvicorn.Config(sim.app, lifespan="off", timeout_graceful_shutdown=1, **options))

@@ -1,0 +1,297 @@
+"""The task journal: a durable record of every task, so nothing an agent paid for is lost.
+
+A submitted video costs money, and a task id in a chat transcript is a fragile receipt: close
+the host or crash the server mid-wait and it is gone. Every submit is written here BEFORE it is
+sent (so even a crash during the request leaves a trace), and every status seen afterwards is
+written through. The journal is SQLite in WAL mode; each call runs on a worker thread, one at a
+time, so the event loop never blocks on the disk. It never stores the API key: only the request
+body, which holds none.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, Field
+
+from apimp_video_mcp.models import TaskSnapshot
+
+T = TypeVar("T")
+
+# How a submit ended. "sending" survives only if the server died during the request; it is read
+# back as "unknown", because the task may or may not exist upstream.
+SubmitState = Literal["sending", "accepted", "unknown"]
+EntryStatus = Literal["not_started", "running", "finished", "failed", "submit_outcome_unknown"]
+
+MEMORY: Final = ":memory:"
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS tasks (
+    entry_id TEXT PRIMARY KEY,
+    task_id TEXT UNIQUE,
+    model TEXT,
+    request_json TEXT,
+    submit_state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    upstream_status TEXT,
+    progress INTEGER,
+    video_urls_json TEXT NOT NULL DEFAULT '[]',
+    local_paths_json TEXT NOT NULL DEFAULT '[]',
+    error_message TEXT,
+    created_time TEXT,
+    finished_time TEXT,
+    recorded_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_recency ON tasks (recorded_at DESC);
+CREATE TABLE IF NOT EXISTS task_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id TEXT NOT NULL REFERENCES tasks (entry_id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_by_entry ON task_events (entry_id, id);
+"""
+
+
+class TaskEvent(BaseModel):
+    """One change of a task's status or progress, with when we saw it."""
+
+    at: str
+    status: str
+    progress: int | None
+
+
+class JournalEntry(BaseModel):
+    """Everything known about one task."""
+
+    entry_id: str = Field(
+        description="The journal's own id; the only handle of a submit whose outcome is unknown."
+    )
+    task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
+    model: str | None
+    request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
+    submit_state: SubmitState
+    status: EntryStatus
+    upstream_status: str | None
+    progress: int | None
+    video_urls: list[str]
+    local_paths: list[str]
+    error_message: str | None
+    created_time: str | None = Field(description="When APIMP created the task, as APIMP wrote it.")
+    finished_time: str | None
+    recorded_at: str = Field(description="When the journal first recorded the task (UTC).")
+    updated_at: str = Field(description="When the journal last changed (UTC).")
+    events: list[TaskEvent] = Field(
+        default_factory=list, description="Every status change seen, oldest first."
+    )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("finished", "failed")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class TaskJournal:
+    """The journal over one SQLite file (or memory). Open it with `await TaskJournal.open(path)`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._connection = connection
+        self.path = path
+        # One statement at a time on one connection: SQLite serialises writers anyway, and a
+        # single worker keeps the connection's state simple.
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, path: Path | str) -> TaskJournal:
+        location = str(path)
+        return cls(await anyio.to_thread.run_sync(_connect, location), location)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)
+
+    async def record_submission(self, model: str, request: dict[str, Any]) -> str:
+        """Write the request down before it is sent; returns the new entry's id."""
+        entry_id = f"entry_{secrets.token_hex(8)}"
+
+        def insert(db: sqlite3.Connection) -> None:
+            now = _now()
+            db.execute(
+                "INSERT INTO tasks (entry_id, model, request_json, submit_state, status, recorded_at,"
+                " updated_at) VALUES (?, ?, ?, 'sending', 'submit_outcome_unknown', ?, ?)",
+                (entry_id, model, json.dumps(request), now, now),
+            )
+
+        await self._run(insert)
+        return entry_id
+
+    async def record_accepted(self, entry_id: str, snapshot: TaskSnapshot) -> None:
+        """APIMP created the task: attach its id and first status."""
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE tasks SET task_id = ?, submit_state = 'accepted' WHERE entry_id = ?",
+                (snapshot.task_id, entry_id),
+            )
+            _write_snapshot(db, entry_id, snapshot)
+
+        await self._run(update)
+
+    async def record_unknown_outcome(self, entry_id: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE tasks SET submit_state = 'unknown', updated_at = ? WHERE entry_id = ?",
+                (_now(), entry_id),
+            )
+        )
+
+    async def discard(self, entry_id: str) -> None:
+        """Forget a submit that provably created nothing (refused, or never connected)."""
+        await self._run(lambda db: db.execute("DELETE FROM tasks WHERE entry_id = ?", (entry_id,)))
+
+    async def record_status(self, snapshot: TaskSnapshot) -> None:
+        """Write a status through; a task first seen here (submitted elsewhere) gets an entry."""
+
+        def upsert(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT entry_id FROM tasks WHERE task_id = ?", (snapshot.task_id,)).fetchone()
+            if row is None:
+                entry_id = f"entry_{secrets.token_hex(8)}"
+                now = _now()
+                db.execute(
+                    "INSERT INTO tasks (entry_id, task_id, submit_state, status, recorded_at, updated_at)"
+                    " VALUES (?, ?, 'accepted', ?, ?, ?)",
+                    (entry_id, snapshot.task_id, snapshot.status, now, now),
+                )
+            else:
+                entry_id = row[0]
+            _write_snapshot(db, entry_id, snapshot)
+
+        await self._run(upsert)
+
+    async def record_local_paths(self, task_id: str, paths: Sequence[str]) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE tasks SET local_paths_json = ?, updated_at = ? WHERE task_id = ?",
+                (json.dumps(list(paths)), _now(), task_id),
+            )
+        )
+
+    async def get(self, task_id: str, *, with_events: bool = False) -> JournalEntry | None:
+        """The entry for a task id (or an entry id, for a submit whose outcome is unknown)."""
+
+        def select(db: sqlite3.Connection) -> JournalEntry | None:
+            row = db.execute(
+                "SELECT * FROM tasks WHERE task_id = ? OR entry_id = ?", (task_id, task_id)
+            ).fetchone()
+            if row is None:
+                return None
+            entry = _entry(row)
+            if with_events:
+                entry.events = [
+                    TaskEvent(at=at, status=status, progress=progress)
+                    for at, status, progress in db.execute(
+                        "SELECT at, status, progress FROM task_events WHERE entry_id = ? ORDER BY id",
+                        (entry.entry_id,),
+                    )
+                ]
+            return entry
+
+        return await self._run(select)
+
+    async def recent(self, *, status: EntryStatus | None = None, limit: int = 20) -> list[JournalEntry]:
+        """Newest first, optionally only one status."""
+
+        def select(db: sqlite3.Connection) -> list[JournalEntry]:
+            query = "SELECT * FROM tasks"
+            parameters: tuple[Any, ...] = ()
+            if status is not None:
+                query += " WHERE status = ?"
+                parameters = (status,)
+            query += " ORDER BY recorded_at DESC, rowid DESC LIMIT ?"
+            return [_entry(row) for row in db.execute(query, (*parameters, limit))]
+
+        return await self._run(select)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def transaction() -> T:
+            with self._connection:  # commit on success, roll back on error
+                return work(self._connection)
+
+        return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
+
+
+def _connect(location: str) -> sqlite3.Connection:
+    if location != MEMORY:
+        Path(location).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(location, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=5000")  # another server process may share the file
+    db.executescript(_SCHEMA)
+    # A submit still "sending" belongs to a server that died mid-request: its outcome is unknown.
+    with db:
+        db.execute("UPDATE tasks SET submit_state = 'unknown' WHERE submit_state = 'sending'")
+    return db
+
+
+def _write_snapshot(db: sqlite3.Connection, entry_id: str, snapshot: TaskSnapshot) -> None:
+    previous = db.execute("SELECT status, progress FROM tasks WHERE entry_id = ?", (entry_id,)).fetchone()
+    now = _now()
+    db.execute(
+        "UPDATE tasks SET status = ?, upstream_status = ?, progress = ?, video_urls_json = ?,"
+        " error_message = ?, created_time = COALESCE(?, created_time),"
+        " finished_time = COALESCE(?, finished_time), updated_at = ? WHERE entry_id = ?",
+        (
+            snapshot.status,
+            snapshot.upstream_status,
+            snapshot.progress,
+            json.dumps(snapshot.video_urls),
+            snapshot.error_message,
+            snapshot.created_time,
+            snapshot.finished_time,
+            now,
+            entry_id,
+        ),
+    )
+    if previous is None or (previous["status"], previous["progress"]) != (snapshot.status, snapshot.progress):
+        db.execute(
+            "INSERT INTO task_events (entry_id, at, status, progress) VALUES (?, ?, ?, ?)",
+            (entry_id, now, snapshot.status, snapshot.progress),
+        )
+
+
+def _entry(row: sqlite3.Row) -> JournalEntry:
+    status = row["status"]
+    if row["submit_state"] != "accepted":
+        status = "submit_outcome_unknown"
+    return JournalEntry(
+        entry_id=row["entry_id"],
+        task_id=row["task_id"],
+        model=row["model"],
+        request=json.loads(row["request_json"]) if row["request_json"] else None,
+        submit_state="unknown" if row["submit_state"] == "sending" else row["submit_state"],
+        status=status,
+        upstream_status=row["upstream_status"],
+        progress=row["progress"],
+        video_urls=json.loads(row["video_urls_json"]),
+        local_paths=json.loads(row["local_paths_json"]),
+        error_message=row["error_message"],
+        created_time=row["created_time"],
+        finished_time=row["finished_time"],
+        recorded_at=row["recorded_at"],
+        updated_at=row["updated_at"],
+    )

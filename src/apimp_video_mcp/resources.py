@@ -1,0 +1,76 @@
+"""MCP resources: the task journal and the model catalog, as JSON a host can show or attach.
+
+apimp://tasks              the newest tasks in the journal
+apimp://tasks/{task_id}    one task, with every status change seen
+apimp://models             each model's documented fields and limits
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, Final
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+from apimp_video_mcp.catalog import MODEL_SPECS
+from apimp_video_mcp.models import VeoMetadata, VideoInput
+from apimp_video_mcp.service import VideoService
+
+RECENT_TASKS_IN_RESOURCE: Final = 50
+JSON: Final = "application/json"
+
+
+def model_catalog() -> dict[str, Any]:
+    """The catalog as data: each model's limits, and the request fields with their descriptions."""
+    return {
+        "models": [
+            {**asdict(spec), "supports_4k": "4k" in spec.resolutions} for spec in MODEL_SPECS.values()
+        ],
+        "input_fields": _describe(VideoInput.model_json_schema(by_alias=True)),
+        "metadata_fields": _describe(VeoMetadata.model_json_schema(by_alias=True)),
+    }
+
+
+def _describe(schema: dict[str, Any]) -> dict[str, str]:
+    return {name: str(field.get("description", "")) for name, field in schema["properties"].items()}
+
+
+def register_resources(server: MCPServer[Any], service: Callable[[], VideoService]) -> None:
+    """Add the resources; `service` gives the running service (static resources get no context)."""
+
+    @server.resource(
+        "apimp://tasks",
+        name="tasks",
+        title="Recent video tasks",
+        description=f"The newest {RECENT_TASKS_IN_RESOURCE} tasks in the task journal, newest first.",
+        mime_type=JSON,
+    )
+    async def recent_tasks() -> str:
+        listing = await service().list_tasks(limit=RECENT_TASKS_IN_RESOURCE)
+        return listing.model_dump_json(indent=2)
+
+    @server.resource(
+        "apimp://tasks/{task_id}",
+        name="task",
+        title="One video task",
+        description="Everything the journal knows of one task, with every status change seen.",
+        mime_type=JSON,
+    )
+    async def one_task(task_id: str) -> str:
+        entry = await service().journal.get(task_id, with_events=True)
+        if entry is None:
+            raise ResourceNotFoundError(f"The task journal has no task {task_id!r}.")
+        return entry.model_dump_json(indent=2)
+
+    @server.resource(
+        "apimp://models",
+        name="models",
+        title="Video model catalog",
+        description="Each video model's documented durations, resolutions, sizes, and the request fields.",
+        mime_type=JSON,
+    )
+    def models() -> str:
+        return json.dumps(model_catalog(), indent=2)
