@@ -219,7 +219,9 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
     upstream: Upstream, tmp_path: Path
 ) -> None:
     tasks = 200
-    settings = fast_settings(upstream.base_url, tmp_path / "videos", poll_initial_interval_seconds=0.05)
+    settings = fast_settings(
+        upstream.base_url, tmp_path / "videos", poll_floor_seconds=0.1, poll_ceiling_seconds=0.2
+    )
     journal = await TaskJournal.open(settings.journal_path)
     statement_threads: set[int] = set()
     journal._connection.set_trace_callback(lambda _: statement_threads.add(threading.get_ident()))
@@ -229,7 +231,7 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
         request = SubmitRequest.model_validate(SUBMIT)
         task_ids = [(await service.submit(request)).task_id for _ in range(tasks)]
         with anyio.fail_after(60):
-            async with anyio.create_task_group() as group:
+            async with service.running(), anyio.create_task_group() as group:
                 for task_id in task_ids:
                     group.start_soon(partial(service.wait, task_id, download=False))
         entries = await journal.recent(limit=tasks + 1)

@@ -1,125 +1,341 @@
-"""The wait loop on a fake clock: deterministic, no real time passes."""
+"""The adaptive schedule and the shared pollers, on a fake clock: deterministic, no real waiting."""
 
 from __future__ import annotations
 
 import itertools
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
+import anyio
 import pytest
+from anyio.lowlevel import checkpoint
 
-from apimp_video_mcp.errors import TaskNotFoundError, UpstreamServerError
+from apimp_video_mcp.errors import RateLimitedError, TaskNotFoundError, UpstreamServerError
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import GrowingInterval, ProgressTracker, WaitOutcome, wait_for_task
+from apimp_video_mcp.polling import (
+    AdaptiveSchedule,
+    PollerHub,
+    PollHistory,
+    ProgressTracker,
+    estimate_remaining_seconds,
+    wait_for_task,
+)
 
 pytestmark = pytest.mark.anyio
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
+async def settle() -> None:
+    """Let every task that can run, run until it waits again.
 
-    def __call__(self) -> float:
-        return self.now
+    anyio's wait_all_tasks_blocked() would do this, but it sleeps 0.1 s of real time whenever a
+    task is still runnable; the few hops a woken poller or waiter takes are far fewer than this.
+    """
+    for _ in range(50):
+        await checkpoint()
+
+
+class FakeClock:
+    """Time moves only when the test says so; sleepers wake in order as it passes them."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+
+    def now(self) -> float:
+        return self.time
 
     async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        sleeper = (self.time + seconds, next(self._order), anyio.Event())
+        self._sleepers.append(sleeper)
+        try:
+            await sleeper[2].wait()
+        finally:
+            if sleeper in self._sleepers:  # cancelled before its time
+                self._sleepers.remove(sleeper)
+
+    async def advance(self, seconds: float) -> None:
+        target = self.time + seconds
+        await settle()
+        while due := [sleeper for sleeper in self._sleepers if sleeper[0] <= target]:
+            first = min(due)
+            at, _, woken = first
+            self._sleepers.remove(first)
+            self.time = max(self.time, at)
+            woken.set()
+            await settle()
+        self.time = target
+        await settle()
 
 
-def snapshot(status: str, progress: int | None = None) -> TaskSnapshot:
-    return TaskSnapshot.from_wire({"task_id": "task_1", "status": status, "progress": progress})
+def snapshot(status: str, progress: int | None = None, task_id: str = "task_1") -> TaskSnapshot:
+    return TaskSnapshot.from_wire({"task_id": task_id, "status": status, "progress": progress})
 
 
-class Script:
-    """Answers status queries from a list, one per call, repeating the last."""
+class FakeUpstream:
+    """A task that finishes at `finish_at` on the fake clock, with linear progress; counts polls."""
 
-    def __init__(self, *answers: TaskSnapshot | Exception) -> None:
-        self.answers = list(answers)
-        self.calls = 0
+    def __init__(self, clock: FakeClock, finish_at: float = 100.0) -> None:
+        self.clock = clock
+        self.finish_at = finish_at
+        self.polls: list[float] = []
+        self.failures: list[Exception] = []
 
-    async def __call__(self) -> TaskSnapshot:
-        answer = self.answers[min(self.calls, len(self.answers) - 1)]
-        self.calls += 1
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    async def __call__(self, task_id: str) -> TaskSnapshot:
+        self.polls.append(self.clock.now())
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.clock.now() >= self.finish_at:
+            return snapshot("finished", 100, task_id)
+        return snapshot("running", int(100 * self.clock.now() / self.finish_at), task_id)
 
 
-class Recorder:
+@asynccontextmanager
+async def hub_for(upstream: Callable[[str], object], clock: FakeClock) -> AsyncIterator[PollerHub]:
+    hub = PollerHub(
+        upstream,  # type: ignore[arg-type]
+        schedule=AdaptiveSchedule(floor_seconds=1.0, ceiling_seconds=20.0, jitter_fraction=0.0),
+        typical_duration=lambda model: 60.0,
+        clock=clock,
+        rng=random.Random(0),
+    )
+    async with hub.running():
+        yield hub
+
+
+class Progress:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
-        self.events: list[tuple[float, float, str]] = []
+        self.reports: list[tuple[float, float]] = []
 
     async def __call__(self, progress: float, message: str) -> None:
-        self.events.append((self.clock(), progress, message))
+        self.reports.append((self.clock.now(), progress))
 
 
-async def run(
-    script: Script, wait_seconds: float = 60.0, heartbeat: float = 5.0
-) -> tuple[Recorder, WaitOutcome]:
+# --- The schedule ------------------------------------------------------------------------------
+
+
+def history(*points: tuple[float, int | None], typical: float = 60.0) -> PollHistory:
+    seen = PollHistory(typical_duration_seconds=typical, first_seen=0.0)
+    for at, progress in points:
+        seen.add(at, snapshot("running", progress))
+    return seen
+
+
+def test_without_progress_the_typical_duration_sets_the_pace() -> None:
+    assert estimate_remaining_seconds(history((0.0, None)), now=10.0) == 50.0
+    assert estimate_remaining_seconds(history((0.0, 0), (30.0, 0)), now=30.0) == 30.0
+    assert (
+        estimate_remaining_seconds(history((0.0, None)), now=100.0) == 25.0
+    )  # overdue: a quarter of its age
+
+
+def test_moving_progress_is_extrapolated_at_its_recent_rate() -> None:
+    seen = history((0.0, 10), (10.0, 20), (20.0, 30))
+
+    assert estimate_remaining_seconds(seen, now=20.0) == pytest.approx(70.0)
+    assert estimate_remaining_seconds(seen, now=30.0) == pytest.approx(60.0)
+
+
+def test_the_delay_is_a_third_of_the_time_left_between_floor_and_ceiling() -> None:
+    schedule = AdaptiveSchedule(floor_seconds=1.5, ceiling_seconds=30.0, jitter_fraction=0.0)
+    rng = random.Random(0)
+
+    assert schedule.next_delay_seconds(history((0.0, 10), (20.0, 12)), 20.0, rng) == 30.0  # far: ceiling
+    assert schedule.next_delay_seconds(history((0.0, 60), (10.0, 80)), 10.0, rng) == pytest.approx(10 / 3)
+    assert schedule.next_delay_seconds(history((0.0, 90), (10.0, 99)), 10.0, rng) == 1.5  # near: floor
+
+
+def test_progress_stalled_near_the_end_stretches_the_interval() -> None:
+    schedule = AdaptiveSchedule(floor_seconds=1.0, ceiling_seconds=30.0, jitter_fraction=0.0)
+    stalled = history((0.0, 90), (5.0, 99))
+    delays = []
+    for second in range(6, 12):
+        stalled.add(float(second), snapshot("running", 99))
+        delays.append(schedule.next_delay_seconds(stalled, float(second), random.Random(0)))
+
+    assert delays[:3] == [1.0, 1.0, 1.0]  # whole-percent steps can take a few floor intervals
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays[2:]))
+
+
+def test_jitter_only_ever_shortens_the_delay() -> None:
+    schedule = AdaptiveSchedule(floor_seconds=1.0, ceiling_seconds=30.0, jitter_fraction=0.1)
+    rng = random.Random(3)
+    delays = [schedule.next_delay_seconds(history((0.0, None)), 0.0, rng) for _ in range(200)]
+
+    assert all(18.0 <= delay <= 20.0 for delay in delays)  # a third of the 60 s expected
+    assert len(set(delays)) > 100
+
+
+def test_backoff_honours_retry_after_and_doubles_otherwise() -> None:
+    schedule = AdaptiveSchedule(floor_seconds=1.0, ceiling_seconds=20.0)
+
+    assert schedule.backoff_seconds(1, retry_after_seconds=7.0) == 7.0
+    assert [schedule.backoff_seconds(n, None) for n in range(1, 7)] == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0]
+
+
+def replay(duration: float, schedule: AdaptiveSchedule, rng: random.Random) -> tuple[float, int]:
+    """Poll a task with eased progress (fast start, slow middle, late climb) on paper.
+
+    Returns how late the finish was noticed and how many polls it took.
+    """
+    seen = PollHistory(typical_duration_seconds=120.0, first_seen=0.0)
+    now, polls = 0.0, 0
+    while True:
+        polls += 1
+        fraction = now / duration
+        if fraction >= 1:
+            return now - duration, polls
+        eased = 0.6 * (1 - math.exp(-8 * fraction)) / (1 - math.exp(-8)) + 0.4 * fraction**3
+        seen.add(now, snapshot("running", max(1, int(99 * eased))))
+        now += schedule.next_delay_seconds(seen, now, rng)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_over_a_population_the_finish_is_noticed_within_a_second_with_a_third_of_the_requests(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    schedule = AdaptiveSchedule(floor_seconds=1.5, ceiling_seconds=30.0)
+    durations = [rng.triangular(30.0, 360.0, 90.0) for _ in range(200)]  # 30 s to 6 min
+
+    results = [replay(duration, schedule, rng) for duration in durations]
+
+    latencies = sorted(latency for latency, _ in results)
+    assert latencies[len(latencies) // 2] <= 1.0
+    assert latencies[-1] <= 3 * schedule.floor_seconds
+    fixed_two_second_polls = sum(math.ceil(duration / 2.0) + 1 for duration in durations)
+    assert sum(polls for _, polls in results) <= fixed_two_second_polls / 3
+
+
+# --- Shared pollers and waiters ----------------------------------------------------------------
+
+
+async def test_many_waiters_on_one_task_share_one_stream_of_requests() -> None:
     clock = FakeClock()
-    recorder = Recorder(clock)
-    outcome = await wait_for_task(
-        script,
-        timeout_seconds=wait_seconds,
-        schedule=GrowingInterval(initial_seconds=1.0, max_seconds=8.0, growth_factor=2.0),
-        report=recorder,
-        heartbeat_seconds=heartbeat,
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    return recorder, outcome
+    upstream = FakeUpstream(clock, finish_at=50.0)
+    outcomes = []
+    async with hub_for(upstream, clock) as hub, anyio.create_task_group() as group:
+
+        async def waiter() -> None:
+            outcomes.append(
+                await wait_for_task(hub, "task_1", timeout_seconds=1000.0, report=Progress(clock))
+            )
+
+        for _ in range(10):
+            group.start_soon(waiter)
+        for _ in range(60):
+            await clock.advance(1.0)
+
+    assert len(outcomes) == 10
+    assert all(outcome.snapshot.status == "finished" for outcome in outcomes)
+    assert len(upstream.polls) == len(set(upstream.polls)), "never two requests at the same moment"
+    assert len(upstream.polls) < 15
 
 
-async def test_it_returns_as_soon_as_the_task_finishes() -> None:
-    script = Script(
-        snapshot("not_started"), snapshot("running", 30), snapshot("running", 70), snapshot("finished")
-    )
+async def test_a_cancelled_waiter_leaves_the_others_undisturbed_and_the_last_one_stops_the_poller() -> None:
+    clock = FakeClock()
+    upstream = FakeUpstream(clock, finish_at=10_000.0)
+    async with hub_for(upstream, clock) as hub, anyio.create_task_group() as group:
+        first, second = anyio.CancelScope(), anyio.CancelScope()
 
-    recorder, outcome = await run(script)
+        async def waiter(scope: anyio.CancelScope, reports: Progress) -> None:
+            with scope:
+                await wait_for_task(hub, "task_1", timeout_seconds=10_000.0, report=reports)
 
-    assert script.calls == 4
-    assert outcome.snapshot.status == "finished"
-    assert outcome.timed_out is False
-    assert outcome.waited_seconds == pytest.approx(1 + 2 + 4)
-    assert recorder.events[-1][1] == 100
+        first_reports, second_reports = Progress(clock), Progress(clock)
+        group.start_soon(waiter, first, first_reports)
+        group.start_soon(waiter, second, second_reports)
+        await clock.advance(30.0)
+        first.cancel()
+        await clock.advance(30.0)
+        polls_with_one_waiter = len(upstream.polls)
+        reports_before = len(second_reports.reports)
+        await clock.advance(60.0)
 
+        assert hub.active_pollers == 1
+        assert len(upstream.polls) > polls_with_one_waiter, "the poller goes on for the remaining waiter"
+        assert len(second_reports.reports) > reports_before
+        second.cancel()
+        await clock.advance(1.0)
+        polls_at_stop = len(upstream.polls)
+        await clock.advance(600.0)
 
-async def test_progress_strictly_increases_and_beats_at_least_every_heartbeat_while_stalled() -> None:
-    script = Script(snapshot("running", 40))  # progress never moves
-
-    recorder, outcome = await run(script, wait_seconds=120.0, heartbeat=5.0)
-
-    times = [time for time, _, _ in recorder.events]
-    values = [value for _, value, _ in recorder.events]
-    assert all(b > a for a, b in itertools.pairwise(values))
-    assert all(value < 100 for value in values)
-    assert all(b - a <= 5.0 + 1e-9 for a, b in itertools.pairwise(times))
-    assert outcome.timed_out is True
-
-
-async def test_the_deadline_ends_the_wait_with_one_last_fresh_status() -> None:
-    script = Script(snapshot("running", 10), snapshot("running", 20), snapshot("running", 30))
-
-    _, outcome = await run(script, wait_seconds=10.0)
-
-    assert outcome.timed_out is True
-    assert outcome.waited_seconds == pytest.approx(10.0)
-    assert outcome.snapshot.progress == 30
+    assert hub.active_pollers == 0
+    assert len(upstream.polls) == polls_at_stop, "nobody waits: nobody polls"
 
 
-async def test_transient_failures_during_a_wait_are_ridden_out() -> None:
-    script = Script(snapshot("running", 10), UpstreamServerError(502, "bad gateway"), snapshot("finished"))
+async def test_a_waiter_that_arrives_later_gets_the_latest_state_at_once() -> None:
+    clock = FakeClock()
+    upstream = FakeUpstream(clock, finish_at=10_000.0)
+    async with hub_for(upstream, clock) as hub, anyio.create_task_group() as group:
+        group.start_soon(lambda: wait_for_task(hub, "task_1", timeout_seconds=100.0, report=Progress(clock)))
+        await clock.advance(40.0)
+        polls = len(upstream.polls)
+        late = Progress(clock)
+        group.start_soon(lambda: wait_for_task(hub, "task_1", timeout_seconds=5.0, report=late))
+        await clock.advance(0.0)
 
-    _, outcome = await run(script)
+        assert late.reports, "the latest state is reported without waiting for a new poll"
+        assert len(upstream.polls) == polls
+        group.cancel_scope.cancel()
 
-    assert outcome.snapshot.status == "finished"
-    assert outcome.last_error is None
+
+async def test_a_wait_times_out_with_the_latest_state_and_heartbeats_meanwhile() -> None:
+    clock = FakeClock()
+    upstream = FakeUpstream(clock, finish_at=10_000.0)
+    reports = Progress(clock)
+    outcomes = []
+    async with hub_for(upstream, clock) as hub, anyio.create_task_group() as group:
+
+        async def waiter() -> None:
+            outcomes.append(
+                await wait_for_task(
+                    hub, "task_1", timeout_seconds=45.0, report=reports, heartbeat_seconds=5.0
+                )
+            )
+
+        group.start_soon(waiter)
+        for _ in range(50):
+            await clock.advance(1.0)
+
+    [outcome] = outcomes
+    assert outcome.timed_out
+    assert outcome.waited_seconds == pytest.approx(45.0)
+    times = [at for at, _ in reports.reports]
+    values = [value for _, value in reports.reports]
+    assert all(later > earlier for earlier, later in itertools.pairwise(values))
+    assert all(later - earlier <= 5.0 for earlier, later in itertools.pairwise(times))
 
 
-async def test_an_unknown_task_fails_the_wait_at_once() -> None:
-    script = Script(TaskNotFoundError("task_1", "task not found"))
+async def test_transient_failures_are_ridden_out_and_permanent_ones_are_raised() -> None:
+    clock = FakeClock()
+    upstream = FakeUpstream(clock, finish_at=20.0)
+    upstream.failures = [
+        UpstreamServerError(502, "bad gateway"),
+        RateLimitedError("slow", retry_after_seconds=9.0),
+    ]
+    outcomes = []
+    async with hub_for(upstream, clock) as hub, anyio.create_task_group() as group:
 
-    with pytest.raises(TaskNotFoundError):
-        await run(script)
+        async def waiter() -> None:
+            outcomes.append(
+                await wait_for_task(hub, "task_1", timeout_seconds=1000.0, report=Progress(clock))
+            )
+
+        group.start_soon(waiter)
+        for _ in range(60):
+            await clock.advance(1.0)
+
+    assert outcomes[0].snapshot.status == "finished"
+    assert upstream.polls[:3] == [0.0, 2.0, 11.0]  # backoff from the floor, then Retry-After
+
+    upstream.failures = [TaskNotFoundError("task_2", "task not found")]
+    async with hub_for(upstream, clock) as hub:
+        with pytest.raises(TaskNotFoundError):
+            await wait_for_task(hub, "task_2", timeout_seconds=10.0, report=Progress(clock))
 
 
 def test_the_tracker_never_reaches_100_before_the_end_and_always_moves() -> None:
@@ -129,13 +345,3 @@ def test_the_tracker_never_reaches_100_before_the_end_and_always_moves() -> None
     assert all(b > a for a, b in itertools.pairwise(values))
     assert values[-1] < 100
     assert tracker.advance(snapshot("finished")) == 100
-
-
-def test_growing_interval_is_capped() -> None:
-    schedule = GrowingInterval(initial_seconds=1.0, max_seconds=5.0, growth_factor=1.5)
-
-    intervals = [schedule.next_interval_seconds(snapshot("running"), polls) for polls in range(1, 10)]
-
-    assert intervals[0] == 1.0
-    assert max(intervals) == 5.0
-    assert intervals == sorted(intervals)

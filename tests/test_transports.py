@@ -43,7 +43,7 @@ def server_environment(upstream: Upstream, download_dir: Path) -> dict[str, str]
         "APIMP_BASE_URL": upstream.base_url,
         "APIMP_DOWNLOAD_DIR": str(download_dir),
         "APIMP_JOURNAL": str(download_dir.with_name("journal.sqlite3")),
-        "APIMP_POLL_INTERVAL": "0.02",
+        "APIMP_POLL_MIN_INTERVAL": "0.02",
         "APIMP_POLL_MAX_INTERVAL": "0.05",
         "APIMP_PROGRESS_INTERVAL": "0.02",
     }

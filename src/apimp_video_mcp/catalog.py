@@ -40,6 +40,9 @@ class ModelSpec:
     resolutions: tuple[Resolution, ...] = ()
     sizes: tuple[str, ...] | None = None
     source: str = "APIMP Video API docs"
+    # What polling expects before progress says more. APIMP publishes no timings; these are the
+    # middle of what Veo and Sora users report (tens of seconds for fast models, minutes otherwise).
+    typical_generation_seconds: float = 120.0
 
 
 _VEO_DURATIONS: Final = (4, 6, 8)  # Google's Veo 3 docs: 4, 6 or 8 seconds, 24 fps.
@@ -57,6 +60,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p"),
+            typical_generation_seconds=120.0,
         ),
         ModelSpec(
             "veo-3.0-fast-generate-001",
@@ -65,6 +69,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p"),
+            typical_generation_seconds=45.0,
         ),
         ModelSpec(
             "veo-3.1-generate-preview",
@@ -73,6 +78,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p", "4k"),
+            typical_generation_seconds=120.0,
         ),
         ModelSpec(
             "veo-3.1-fast-generate-preview",
@@ -81,6 +87,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p", "4k"),
+            typical_generation_seconds=45.0,
         ),
         ModelSpec(
             "sora-2",
@@ -90,6 +97,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             4,
             sizes=_SORA_SIZES,
             source="OpenAI Sora 2 docs (APIMP's own page is not published)",
+            typical_generation_seconds=90.0,
         ),
         ModelSpec(
             "sora-2-pro",
@@ -99,6 +107,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             4,
             sizes=_SORA_PRO_SIZES,
             source="OpenAI Sora 2 docs (APIMP's own page is not published)",
+            typical_generation_seconds=150.0,
         ),
     )
 }
@@ -131,3 +140,9 @@ def resolution_for_size(size: str) -> Resolution:
     if short_side >= 1920:
         return "1080p"
     return "720p"
+
+
+def typical_generation_seconds(model: str) -> float:
+    """The expected generation time of a model id; a middle value for an unknown one."""
+    spec = MODEL_SPECS.get(model)  # type: ignore[call-overload]
+    return spec.typical_generation_seconds if spec is not None else 120.0

@@ -91,7 +91,17 @@ async def _serve(args: argparse.Namespace) -> None:
         logger.warning(
             "simulate mode: APIMP calls go to the built-in simulator at %s; nothing is charged", base_url
         )
-        settings = settings.model_copy(update={"base_url": base_url, "api_key": SecretStr(SIMULATOR_API_KEY)})
+        # Real models take minutes and the schedule expects that; a demo task takes seconds, so
+        # polls are kept within a quarter of its duration.
+        ceiling = min(settings.poll_ceiling_seconds, args.task_duration / 4)
+        settings = settings.model_copy(
+            update={
+                "base_url": base_url,
+                "api_key": SecretStr(SIMULATOR_API_KEY),
+                "poll_ceiling_seconds": ceiling,
+                "poll_floor_seconds": min(settings.poll_floor_seconds, ceiling),
+            }
+        )
         await _run(build_server(settings, log_level=args.log_level, transport=args.transport), args)
 
 

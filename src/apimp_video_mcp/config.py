@@ -52,8 +52,8 @@ class Settings(BaseModel):
         defaults.DEFAULT_WAIT_TIMEOUT_SECONDS
     )
     request_timeout_seconds: Seconds = defaults.REQUEST_TIMEOUT_SECONDS
-    poll_initial_interval_seconds: Seconds = defaults.POLL_INITIAL_INTERVAL_SECONDS
-    poll_max_interval_seconds: Seconds = defaults.POLL_MAX_INTERVAL_SECONDS
+    poll_floor_seconds: Seconds = defaults.POLL_FLOOR_SECONDS
+    poll_ceiling_seconds: Seconds = defaults.POLL_CEILING_SECONDS
     progress_heartbeat_seconds: Seconds = defaults.PROGRESS_HEARTBEAT_SECONDS
     download_max_bytes: Annotated[int, Field(gt=0)] = defaults.DOWNLOAD_MAX_BYTES
     retry_max_attempts: Annotated[int, Field(ge=1)] = defaults.RETRY_MAX_ATTEMPTS
@@ -134,8 +134,8 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "journal_path": "APIMP_JOURNAL",
     "wait_timeout_seconds": "APIMP_WAIT_TIMEOUT",
     "request_timeout_seconds": "APIMP_REQUEST_TIMEOUT",
-    "poll_initial_interval_seconds": "APIMP_POLL_INTERVAL",
-    "poll_max_interval_seconds": "APIMP_POLL_MAX_INTERVAL",
+    "poll_floor_seconds": "APIMP_POLL_MIN_INTERVAL",
+    "poll_ceiling_seconds": "APIMP_POLL_MAX_INTERVAL",
     "progress_heartbeat_seconds": "APIMP_PROGRESS_INTERVAL",
     "download_max_bytes": "APIMP_DOWNLOAD_MAX_BYTES",
     "retry_max_attempts": "APIMP_RETRY_MAX_ATTEMPTS",

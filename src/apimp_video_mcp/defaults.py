@@ -37,11 +37,11 @@ RETRY_AFTER_MAX_SECONDS: Final = 60.0
 DEFAULT_WAIT_TIMEOUT_SECONDS: Final = 50.0
 # A caller may ask for longer (hosts that reset their timer on progress, such as Claude Code).
 MAX_WAIT_TIMEOUT_SECONDS: Final = 3600.0
-# Veo takes tens of seconds to minutes: polling faster than this wastes requests, slower than
-# the maximum delays the answer.
-POLL_INITIAL_INTERVAL_SECONDS: Final = 1.0
-POLL_MAX_INTERVAL_SECONDS: Final = 5.0
-POLL_INTERVAL_GROWTH_FACTOR: Final = 1.5
+# The adaptive schedule polls at half the estimated time left, between these bounds. The floor
+# is the interval once completion is near: the finish is noticed about floor/2 after it happens.
+# The ceiling bounds how stale a long task's status gets (and how long a wrong estimate costs).
+POLL_FLOOR_SECONDS: Final = 1.5
+POLL_CEILING_SECONDS: Final = 30.0
 # Hosts that reset their timeout on progress need to hear from us well inside 10 s.
 PROGRESS_HEARTBEAT_SECONDS: Final = 5.0
 

@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from apimp_video_mcp.models import TaskSnapshot
+from apimp_video_mcp.models import TaskFile, TaskSnapshot
 
 T = TypeVar("T")
 
@@ -98,6 +98,21 @@ class JournalEntry(BaseModel):
     @property
     def is_terminal(self) -> bool:
         return self.status in ("finished", "failed")
+
+    def to_snapshot(self) -> TaskSnapshot:
+        """The last status seen, as if APIMP had just said it (for tasks that can no longer change)."""
+        if self.task_id is None or self.status == "submit_outcome_unknown":
+            raise ValueError(f"{self.entry_id} has no known task to describe")
+        return TaskSnapshot(
+            task_id=self.task_id,
+            status=self.status,
+            upstream_status=self.upstream_status or self.status,
+            progress=self.progress,
+            created_time=self.created_time,
+            finished_time=self.finished_time,
+            error_message=self.error_message,
+            files=[TaskFile(file_url=url, file_type="video") for url in self.video_urls],
+        )
 
 
 def _now() -> str:

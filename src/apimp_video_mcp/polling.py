@@ -1,21 +1,33 @@
-"""Waiting for a task: poll on a schedule, keep the caller informed, stop at a deadline.
+"""Polling: one poller per task, an adaptive schedule, and waits that always end.
 
-APIMP's Veo and Sora tasks offer no callbacks, so a result is found by polling. A wait always
-has a deadline; running out of time is an answer (the task's current state), not an error,
-so the agent can simply wait again. Progress is reported as a strictly increasing percentage
-at least every heartbeat, even when APIMP's own progress stalls, because some hosts keep a
-tool call alive only while progress keeps coming.
+APIMP's Veo and Sora tasks offer no callbacks, so every result is found by polling, and waiting
+is what this server spends its life doing. Three pieces:
+
+- `AdaptiveSchedule` decides when to ask next. It estimates the time left from what the status
+  tells (progress and its rate, or else the model's typical duration) and polls after a third
+  of it: rarely while completion is far, every `floor` seconds once it is near.
+- `PollerHub` runs at most one poller per task id in the process. Every waiter on the task
+  follows the same stream of status requests; waiters come and go freely, one waiter's
+  cancellation never disturbs the others, and the poller stops when nobody follows it.
+- `wait_for_task` is one waiter: it follows the task until it ends or the deadline passes, and
+  reports a strictly increasing progress at least every heartbeat, even while APIMP's own
+  progress stands still, because some hosts keep a tool call alive only while progress flows.
+
+Time comes from one clock/sleep seam, so tests run on a fake clock and benchmarks on a fast one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 import anyio
+from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import RateLimitedError, UpstreamServerError, UpstreamUnreachableError
@@ -23,34 +35,269 @@ from apimp_video_mcp.models import TaskSnapshot
 
 logger = logging.getLogger(__name__)
 
-# Failures that say nothing about the task: a wait rides them out until its deadline.
-TRANSIENT_ERRORS = (UpstreamServerError, UpstreamUnreachableError, RateLimitedError)
+# Failures that say nothing about the task: a poller rides them out, backing off.
+TRANSIENT_ERRORS: Final = (UpstreamServerError, UpstreamUnreachableError, RateLimitedError)
 
-FetchStatus = Callable[[], Awaitable[TaskSnapshot]]
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+FetchStatus = Callable[[str], Awaitable[TaskSnapshot]]
+
+
+class Clock(Protocol):
+    """Where time comes from: real time in the server, faster time in benchmarks, fake in tests."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScaledClock:
+    """Time `scale` times faster than real time: a 3-minute render polled in 6 s at scale 30."""
+
+    scale: float = 1.0
+
+    def now(self) -> float:
+        return anyio.current_time() * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds / self.scale)
 
 
 class ReportProgress(Protocol):
     async def __call__(self, progress: float, message: str) -> None: ...
 
 
-class PollSchedule(Protocol):
-    """Decides how long to wait before the next status query."""
+# --- When to poll ----------------------------------------------------------------------------
 
-    def next_interval_seconds(self, snapshot: TaskSnapshot, polls_so_far: int) -> float: ...
+
+@dataclass
+class Observation:
+    at: float
+    progress: int
+
+
+@dataclass
+class PollHistory:
+    """What one poller has seen of its task: the input of the schedule."""
+
+    typical_duration_seconds: float
+    first_seen: float
+    first_progress: Observation | None = None  # the first moment progress was above zero
+    recent: list[Observation] = field(default_factory=list)  # the last few moments it was
+    unchanged_polls: int = 0
+    last_progress: int | None = None
+
+    def add(self, at: float, snapshot: TaskSnapshot) -> None:
+        progress = snapshot.progress
+        # Only reported progress can stall; a gateway that reports none is paced by the typical time.
+        self.unchanged_polls = self.unchanged_polls + 1 if progress and progress == self.last_progress else 0
+        self.last_progress = progress
+        if progress:
+            observation = Observation(at, progress)
+            self.first_progress = self.first_progress or observation
+            self.recent = [*self.recent[-(RECENT_OBSERVATIONS - 1) :], observation]
+
+
+# Enough to find the latest change of a whole-percent progress, few enough to stay cheap.
+RECENT_OBSERVATIONS: Final = 4
+
+
+def _seconds_to_100(since: Observation, last: Observation) -> float | None:
+    """At the rate progress grew from `since` to `last`, how long from `last` to 100%."""
+    if last.progress <= since.progress or last.at <= since.at:
+        return None
+    return (100 - last.progress) * (last.at - since.at) / (last.progress - since.progress)
+
+
+def estimate_remaining_seconds(history: PollHistory, now: float) -> float:
+    """Seconds until the task is likely done; 0 when it is due or overdue.
+
+    Progress that moves is the best evidence. Its curve is rarely straight (quick start, slow
+    middle, late climb are common), so two extrapolations are made, at the rate of its latest
+    change and at its average rate since first seen, and the sooner one is believed: polling a
+    little early costs a request, polling late costs the user's time. Without moving progress
+    (queued, or a gateway that reports none), the model's typical duration is all we have;
+    once that has passed, we assume the task may need a quarter of its age again.
+    """
+    if history.recent:
+        last = history.recent[-1]
+        earlier_change = next((obs for obs in reversed(history.recent) if obs.progress < last.progress), None)
+        candidates = [
+            estimate
+            for since in (earlier_change, history.first_progress)
+            if since is not None and (estimate := _seconds_to_100(since, last)) is not None
+        ]
+        if candidates:
+            return max(0.0, min(candidates) - (now - last.at))
+    elapsed = now - history.first_seen
+    if elapsed < history.typical_duration_seconds:
+        return history.typical_duration_seconds - elapsed
+    return 0.25 * elapsed
+
+
+# Progress that has not moved for this many polls at the floor is stalled, not slow: whole-percent
+# steps of a long task can take two or three floor intervals each.
+STALLED_AFTER_POLLS: Final = 4
 
 
 @dataclass(frozen=True)
-class GrowingInterval:
-    """Poll soon after submitting, then less often: initial * growth^n, capped."""
+class AdaptiveSchedule:
+    """Poll at a fraction of the estimated time left, between a floor and a ceiling.
 
-    initial_seconds: float = defaults.POLL_INITIAL_INTERVAL_SECONDS
-    max_seconds: float = defaults.POLL_MAX_INTERVAL_SECONDS
-    growth_factor: float = defaults.POLL_INTERVAL_GROWTH_FACTOR
+    Closing a fixed fraction of the distance each time costs a handful of requests on the way and
+    lands the polls `floor` seconds apart when completion is near, so the finish is noticed about
+    floor/2 after it happens on average. Stalled progress stretches the interval, so a task stuck at 99% is
+    not polled at the floor for minutes.
+    """
 
-    def next_interval_seconds(self, snapshot: TaskSnapshot, polls_so_far: int) -> float:
-        return min(self.initial_seconds * self.growth_factor ** max(0, polls_so_far - 1), self.max_seconds)
+    floor_seconds: float = defaults.POLL_FLOOR_SECONDS
+    ceiling_seconds: float = defaults.POLL_CEILING_SECONDS
+    # A third, not a half: progress curves often climb late, so estimates run long near the end.
+    approach_fraction: float = 1 / 3
+    jitter_fraction: float = 0.1
+    stall_growth_factor: float = 1.5
+
+    def next_delay_seconds(self, history: PollHistory, now: float, rng: random.Random) -> float:
+        remaining = estimate_remaining_seconds(history, now)
+        delay = remaining * self.approach_fraction
+        if history.unchanged_polls >= STALLED_AFTER_POLLS:
+            stalled_for = history.unchanged_polls - STALLED_AFTER_POLLS + 1
+            delay = max(delay, self.floor_seconds * self.stall_growth_factor**stalled_for)
+        delay = min(max(delay, self.floor_seconds), self.ceiling_seconds)
+        # Jitter only ever shortens the wait, so it spreads many pollers without adding latency.
+        return delay * (1 - self.jitter_fraction * rng.random())
+
+    def backoff_seconds(self, failures: int, retry_after_seconds: float | None) -> float:
+        """After a failed poll: APIMP's Retry-After if it gave one, else doubling from the floor."""
+        if retry_after_seconds is not None:
+            return max(retry_after_seconds, self.floor_seconds)
+        return min(self.floor_seconds * 2.0**failures, self.ceiling_seconds)
+
+
+# --- One poller per task ---------------------------------------------------------------------
+
+
+class TaskPoller:
+    """Polls one task for everyone following it, and publishes each status it sees."""
+
+    def __init__(self, task_id: str, history: PollHistory) -> None:
+        self.task_id = task_id
+        self.history = history
+        self.latest: TaskSnapshot | None = None
+        self.version = 0
+        self.error: Exception | None = None  # a permanent failure: followers raise it
+        self.last_transient_error: str | None = None
+        self.followers = 0
+        self.polls = 0
+        self._changed = anyio.Event()
+        self.scope = anyio.CancelScope()
+
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or (self.latest is not None and self.latest.is_terminal)
+
+    def publish(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def changed_since(self, version: int) -> None:
+        """Return once there is news newer than `version` (a status, or a failure)."""
+        if self.version == version:
+            await self._changed.wait()
+
+
+class PollerHub:
+    """All pollers of the process; run it for the server's lifetime with `async with`."""
+
+    def __init__(
+        self,
+        fetch: FetchStatus,
+        *,
+        schedule: AdaptiveSchedule,
+        typical_duration: Callable[[str], float],
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self.schedule = schedule
+        self._typical_duration = typical_duration
+        self.clock = clock or ScaledClock()
+        self._rng = rng or random.Random()
+        self._pollers: dict[str, TaskPoller] = {}
+        self._histories: dict[str, PollHistory] = {}
+        self._group: TaskGroup | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[PollerHub]:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield self
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
+
+    @property
+    def active_pollers(self) -> int:
+        return len(self._pollers)
+
+    @asynccontextmanager
+    async def follow(self, task_id: str, *, model: str | None = None) -> AsyncIterator[TaskPoller]:
+        """Follow a task's poller, starting one if nobody polls it yet; leave it on exit."""
+        poller = self._pollers.get(task_id)
+        if poller is None:
+            if self._group is None:
+                raise RuntimeError("the poller hub is not running")
+            history = self._histories.get(task_id) or PollHistory(
+                typical_duration_seconds=self._typical_duration(model or ""), first_seen=self.clock.now()
+            )
+            self._histories[task_id] = history
+            poller = self._pollers[task_id] = TaskPoller(task_id, history)
+            self._group.start_soon(self._poll, poller)
+        poller.followers += 1
+        try:
+            yield poller
+        finally:
+            poller.followers -= 1
+            if poller.followers == 0:
+                poller.scope.cancel()  # nobody listens: stop asking APIMP
+                if self._pollers.get(task_id) is poller:
+                    del self._pollers[task_id]
+                if poller.finished:
+                    self._histories.pop(task_id, None)
+
+    async def _poll(self, poller: TaskPoller) -> None:
+        failures = 0
+        with poller.scope:
+            while True:
+                try:
+                    snapshot = await self._fetch(poller.task_id)
+                except TRANSIENT_ERRORS as exc:
+                    failures += 1
+                    poller.last_transient_error = str(exc)
+                    retry_after = exc.retry_after_seconds if isinstance(exc, RateLimitedError) else None
+                    logger.info("polling %s failed (%s); backing off", poller.task_id, exc)
+                    poller.publish()
+                    await self.clock.sleep(self.schedule.backoff_seconds(failures, retry_after))
+                    continue
+                except Exception as exc:  # a permanent failure: unknown task, bad key, ...
+                    poller.error = exc
+                    poller.publish()
+                    return
+                failures = 0
+                poller.polls += 1
+                poller.last_transient_error = None
+                poller.latest = snapshot
+                poller.history.add(self.clock.now(), snapshot)
+                poller.publish()
+                if snapshot.is_terminal:
+                    return
+                await self.clock.sleep(
+                    self.schedule.next_delay_seconds(poller.history, self.clock.now(), self._rng)
+                )
+
+
+# --- One waiter --------------------------------------------------------------------------------
 
 
 class ProgressTracker:
@@ -78,6 +325,22 @@ class WaitOutcome:
     last_error: str | None = None
 
 
+async def _news_or_timeout(poller: TaskPoller, seen: int, clock: Clock, seconds: float) -> None:
+    """Return on the poller's next news or after `seconds` of the clock, whichever comes first."""
+    async with anyio.create_task_group() as group:
+
+        async def news() -> None:
+            await poller.changed_since(seen)
+            group.cancel_scope.cancel()
+
+        async def timeout() -> None:
+            await clock.sleep(seconds)
+            group.cancel_scope.cancel()
+
+        group.start_soon(news)
+        group.start_soon(timeout)
+
+
 def describe(snapshot: TaskSnapshot, elapsed_seconds: float) -> str:
     """A one-line progress message for the host to show."""
     minutes, seconds = divmod(int(elapsed_seconds), 60)
@@ -87,47 +350,46 @@ def describe(snapshot: TaskSnapshot, elapsed_seconds: float) -> str:
 
 
 async def wait_for_task(
-    fetch: FetchStatus,
+    hub: PollerHub,
+    task_id: str,
     *,
     timeout_seconds: float,
-    schedule: PollSchedule,
     report: ReportProgress,
     heartbeat_seconds: float = defaults.PROGRESS_HEARTBEAT_SECONDS,
-    clock: Clock = anyio.current_time,
-    sleep: Sleep = anyio.sleep,
+    model: str | None = None,
 ) -> WaitOutcome:
-    """Poll until the task is finished or failed, or the deadline passes (then poll once more at it).
+    """Follow the task until it is finished or failed, or the deadline passes.
 
-    The first query is made at once and its errors propagate (an unknown task is a real error);
-    later transient failures are ridden out, since the task is unaffected by them. Cancellation
-    (the client gave up) stops everything immediately: nothing here swallows it.
+    A permanent failure of the first poll (an unknown task, a refused key) is raised; transient
+    failures are ridden out by the poller. Cancellation (the client gave up) leaves at once, and
+    the poller stops if this was its last follower.
     """
-    start = clock()
+    clock = hub.clock
+    start = clock.now()
     deadline = start + timeout_seconds
     tracker = ProgressTracker()
-    snapshot = await fetch()
-    polls, last_error = 1, None
-    await report(tracker.advance(snapshot), describe(snapshot, 0.0))
-    while not snapshot.is_terminal and clock() < deadline:
-        next_poll = min(clock() + schedule.next_interval_seconds(snapshot, polls), deadline)
-        while (now := clock()) < next_poll:
-            await sleep(min(heartbeat_seconds, next_poll - now))
-            if clock() < next_poll:
-                await report(tracker.advance(snapshot), describe(snapshot, clock() - start))
-        try:
-            with anyio.fail_after(max(deadline - clock(), 0.0) + heartbeat_seconds):
-                snapshot = await fetch()
-            last_error = None
-        except TRANSIENT_ERRORS as exc:
-            last_error = str(exc)
-            logger.info("status check for %s failed, will retry: %s", snapshot.task_id, exc)
-        except TimeoutError:
-            last_error = "the status check did not answer before the wait's deadline"
-        polls += 1
-        await report(tracker.advance(snapshot), describe(snapshot, clock() - start))
+    async with hub.follow(task_id, model=model) as poller:
+        seen = -1
+        while True:
+            await _news_or_timeout(
+                poller, seen, clock, max(0.0, min(heartbeat_seconds, deadline - clock.now()))
+            )
+            if poller.error is not None:
+                raise poller.error
+            seen = poller.version
+            snapshot = poller.latest
+            if snapshot is not None:
+                await report(tracker.advance(snapshot), describe(snapshot, clock.now() - start))
+                if snapshot.is_terminal:
+                    break
+            if clock.now() >= deadline:
+                if snapshot is None:  # not even one answer yet: wait for the first, however slow
+                    await poller.changed_since(seen)
+                    continue
+                break
     return WaitOutcome(
         snapshot=snapshot,
         timed_out=not snapshot.is_terminal,
-        waited_seconds=clock() - start,
-        last_error=last_error,
+        waited_seconds=clock.now() - start,
+        last_error=poller.last_transient_error,
     )

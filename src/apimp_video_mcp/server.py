@@ -29,6 +29,7 @@ from apimp_video_mcp.errors import ApimpError
 from apimp_video_mcp.journal import EntryStatus, TaskJournal
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import ImageReference, SubmitRequest, VideoInput
+from apimp_video_mcp.polling import Clock
 from apimp_video_mcp.resources import register_resources
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
 from apimp_video_mcp.retry import RetryPolicy
@@ -230,8 +231,11 @@ def build_server(
     *,
     log_level: LogLevel = "WARNING",
     transport: Transport | None = None,
+    clock: Clock | None = None,
 ) -> MCPServer[AppContext]:
     """A ready server; `settings` default to the environment (`APIMP_*` variables).
+
+    `clock` replaces real time for polling and waits (benchmarks run a simulator many times faster).
 
     `log_level` also sets the HTTP transport's access log, which is noise at the default level.
     `transport` is how the server will be reached; unless APIMP_UPLOAD_ROOTS says otherwise it decides
@@ -256,8 +260,10 @@ def build_server(
                     base_delay_seconds=resolved.retry_base_delay_seconds,
                 )
                 client = ApimpClient(http, resolved.require_api_key, retry_policy=policy)
-                running.service = VideoService(resolved, client, journal, local_files=local_files)
-                yield AppContext(service=running.service)
+                service = VideoService(resolved, client, journal, local_files=local_files, clock=clock)
+                async with service.running():
+                    running.service = service
+                    yield AppContext(service=service)
         finally:
             running.service = None
             with anyio.CancelScope(shield=True):

@@ -7,10 +7,13 @@ tested without a protocol in between.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.catalog import typical_generation_seconds
 from apimp_video_mcp.client import ApimpClient
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.downloads import download_video, video_filename
@@ -26,7 +29,14 @@ from apimp_video_mcp.errors import (
 from apimp_video_mcp.journal import EntryStatus, JournalEntry, TaskJournal
 from apimp_video_mcp.local_files import LocalFilePolicy
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
-from apimp_video_mcp.polling import GrowingInterval, PollSchedule, ReportProgress, wait_for_task
+from apimp_video_mcp.polling import (
+    AdaptiveSchedule,
+    Clock,
+    PollerHub,
+    ReportProgress,
+    WaitOutcome,
+    wait_for_task,
+)
 from apimp_video_mcp.results import (
     EffectiveFormat,
     SavedVideo,
@@ -70,8 +80,8 @@ class VideoService:
         client: ApimpClient,
         journal: TaskJournal,
         *,
-        schedule: PollSchedule | None = None,
         local_files: LocalFilePolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -84,10 +94,21 @@ class VideoService:
                 settings.upload_roots, None, max_bytes=settings.upload_max_bytes
             ),
         )
-        self.schedule = schedule or GrowingInterval(
-            initial_seconds=settings.poll_initial_interval_seconds,
-            max_seconds=settings.poll_max_interval_seconds,
+        # One poller per task for the whole process: every waiter on a task shares its requests.
+        self.pollers = PollerHub(
+            self.fetch_status,
+            schedule=AdaptiveSchedule(
+                floor_seconds=settings.poll_floor_seconds, ceiling_seconds=settings.poll_ceiling_seconds
+            ),
+            typical_duration=typical_generation_seconds,
+            clock=clock,
         )
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[VideoService]:
+        """Run the service's background work (the pollers) for as long as the block lasts."""
+        async with self.pollers.running():
+            yield self
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         """Check the documented rules, journal the request, then create the task (never twice)."""
@@ -165,13 +186,18 @@ class VideoService:
         entry = await self.journal.get(task_id)
         if entry is not None and entry.submit_state == "unknown":
             raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
-        outcome = await wait_for_task(
-            lambda: self.fetch_status(task_id),
-            timeout_seconds=timeout_seconds or self.settings.wait_timeout_seconds,
-            schedule=self.schedule,
-            report=report,
-            heartbeat_seconds=self.settings.progress_heartbeat_seconds,
-        )
+        if entry is not None and entry.is_terminal:  # nothing left to wait for: no request needed
+            outcome = WaitOutcome(entry.to_snapshot(), timed_out=False, waited_seconds=0.0)
+            await report(100.0, f"{entry.status} (from the task journal)")
+        else:
+            outcome = await wait_for_task(
+                self.pollers,
+                task_id,
+                timeout_seconds=timeout_seconds or self.settings.wait_timeout_seconds,
+                report=report,
+                heartbeat_seconds=self.settings.progress_heartbeat_seconds,
+                model=entry.model if entry is not None else None,
+            )
         snapshot = outcome.snapshot
         saved: list[SavedVideo] = []
         download_error = None
