@@ -40,7 +40,7 @@ MAX_WAIT_TIMEOUT_SECONDS: Final = 3600.0
 # The adaptive schedule polls at half the estimated time left, between these bounds. The floor
 # is the interval once completion is near: the finish is noticed about floor/2 after it happens.
 # The ceiling bounds how stale a long task's status gets (and how long a wrong estimate costs).
-POLL_FLOOR_SECONDS: Final = 1.5
+POLL_FLOOR_SECONDS: Final = 1.0
 POLL_CEILING_SECONDS: Final = 30.0
 # Hosts that reset their timeout on progress need to hear from us well inside 10 s.
 PROGRESS_HEARTBEAT_SECONDS: Final = 5.0

@@ -86,6 +86,9 @@ class VideoService:
         self.settings = settings
         self.client = client
         self.journal = journal
+        # The last status written to the journal of each task this process has seen running: it
+        # spares the journal a write when nothing changed, and a read to ask if the task ended.
+        self._recorded_running: dict[str, TaskSnapshot] = {}
         # Without a policy from the server (which knows the transport), only configured roots count.
         self.uploads = ImageUploader(
             client,
@@ -156,18 +159,24 @@ class VideoService:
 
     async def get_status(self, task_id: str, *, refresh: bool = False) -> TaskReport:
         """The task's status: from the journal when it has ended (unless `refresh`), else from APIMP."""
-        entry = await self.journal.get(task_id)
-        if entry is not None and entry.submit_state == "unknown":
-            raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
-        if entry is not None and entry.is_terminal and not refresh:
-            return TaskReport.from_entry(entry, _next_step_for(entry.status, timed_out=False))
+        if task_id not in self._recorded_running:  # a task we have seen running cannot have ended unseen
+            entry = await self.journal.get(task_id)
+            if entry is not None and entry.submit_state == "unknown":
+                raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
+            if entry is not None and entry.is_terminal and not refresh:
+                return TaskReport.from_entry(entry, _next_step_for(entry.status, timed_out=False))
         snapshot = await self.fetch_status(task_id)
         return TaskReport.from_snapshot(snapshot, _next_step(snapshot, timed_out=False))
 
     async def fetch_status(self, task_id: str) -> TaskSnapshot:
-        """Ask APIMP, and write what it says through to the journal."""
+        """Ask APIMP, and write what it says through to the journal (when it says something new)."""
         snapshot = await self.client.get_status(task_id)
-        await self.journal.record_status(snapshot)
+        if self._recorded_running.get(task_id) != snapshot:
+            await self.journal.record_status(snapshot)
+        if snapshot.is_terminal:
+            self._recorded_running.pop(task_id, None)
+        else:
+            self._recorded_running[task_id] = snapshot
         return snapshot
 
     async def list_tasks(self, *, status: EntryStatus | None = None, limit: int = 20) -> TaskList:
