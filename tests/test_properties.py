@@ -73,6 +73,19 @@ def valid_arguments(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def schema_shaped_arguments(draw: st.DrawFn) -> dict[str, Any]:
+    """Arguments the schema accepts but a model's own rules may not: durations, sizes, 4k."""
+    body: dict[str, Any] = {"prompt": draw(prompts)}
+    if draw(st.booleans()):
+        body["duration"] = draw(st.sampled_from([4, 6, 8, 12]))
+    if draw(st.booleans()):
+        body["size"] = draw(st.sampled_from(["1280x720", "720x1280", "1792x1024", "1920x1080", "3840x3840"]))
+    if draw(st.booleans()):
+        body["metadata"] = {"resolution": draw(st.sampled_from(["720p", "1080p", "4k"]))}
+    return {"model": draw(st.sampled_from(VIDEO_MODEL_IDS)), "input": body}
+
+
+@st.composite
 def arbitrary_arguments(draw: st.DrawFn) -> dict[str, Any]:
     """What a confused model might send: right or wrong names, any JSON values."""
     arguments: dict[str, Any] = {}
@@ -103,7 +116,7 @@ async def test_a_valid_input_reaches_the_upstream_as_exactly_the_same_body(
 
 
 @SHARED_FIXTURES
-@given(arguments=arbitrary_arguments())
+@given(arguments=arbitrary_arguments() | schema_shaped_arguments())
 async def test_any_input_gets_a_tool_answer_and_an_invalid_one_never_reaches_the_upstream(
     client: Client, upstream: Upstream, arguments: dict[str, Any]
 ) -> None:
