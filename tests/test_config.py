@@ -86,5 +86,8 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_RETRY_BASE_DELAY",
             "APIMP_UPLOAD_ROOTS",
             "APIMP_UPLOAD_MAX_BYTES",
+            "APIMP_UI",
+            "APIMP_UI_MEDIA_DOMAINS",
+            "APIMP_UI_POLL_INTERVAL",
         ]
     )

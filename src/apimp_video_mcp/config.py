@@ -8,6 +8,7 @@ because a host must be able to start the server and list its tools before a key 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -22,6 +23,9 @@ APP_NAME: Final = "apimp-video-mcp"
 
 Seconds = Annotated[float, Field(gt=0)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# An origin for a CSP source list: http(s), a host (optionally `*.` for its subdomains), a port.
+MEDIA_ORIGIN: Final = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 
 # APIMP_UPLOAD_ROOTS=none turns local files off. Roots must be absolute, so no folder can be
 # mistaken for this word.
@@ -62,6 +66,11 @@ class Settings(BaseModel):
     # stdio trusts the local user's working directory and home, HTTP reads no local file at all.
     upload_roots: tuple[Path, ...] | None = None
     upload_max_bytes: Annotated[int, Field(gt=0)] = defaults.UPLOAD_MAX_BYTES
+    # The live player view for hosts that render MCP Apps; APIMP_UI=off leaves tools exactly as before.
+    ui_enabled: bool = True
+    # Origins (https://cdn.example.com, https://*.example.com) the view may play result videos from.
+    ui_media_domains: tuple[str, ...] = ()
+    ui_poll_interval_seconds: Seconds = defaults.UI_POLL_INTERVAL_SECONDS
 
     @field_validator("download_dir")
     @classmethod
@@ -98,6 +107,26 @@ class Settings(BaseModel):
             if not root.is_absolute():
                 raise ValueError(f"each folder must be an absolute path (or start with ~), not {str(root)!r}")
         return expanded
+
+    @field_validator("ui_media_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: object) -> object:
+        """APIMP_UI_MEDIA_DOMAINS lists origins separated by commas or spaces."""
+        if isinstance(value, str):
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
+
+    @field_validator("ui_media_domains")
+    @classmethod
+    def _origins_only(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        """Each goes into a Content-Security-Policy as is: an origin, nothing more, or it is refused."""
+        for domain in domains:
+            if not MEDIA_ORIGIN.fullmatch(domain):
+                raise ValueError(
+                    f"{domain!r} is not an origin; write scheme://host[:port], e.g. https://cdn.example.com "
+                    "or https://*.example.com"
+                )
+        return tuple(domain.lower() for domain in domains)
 
     def require_api_key(self) -> str:
         """The key, or an error that tells the user exactly which variable to set."""
@@ -142,4 +171,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "retry_base_delay_seconds": "APIMP_RETRY_BASE_DELAY",
     "upload_roots": "APIMP_UPLOAD_ROOTS",
     "upload_max_bytes": "APIMP_UPLOAD_MAX_BYTES",
+    "ui_enabled": "APIMP_UI",
+    "ui_media_domains": "APIMP_UI_MEDIA_DOMAINS",
+    "ui_poll_interval_seconds": "APIMP_UI_POLL_INTERVAL",
 }

@@ -62,3 +62,26 @@ UPLOAD_CHUNK_BYTES: Final = 256 * 1024
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_PORT: Final = 8000
 DEFAULT_SIMULATOR_PORT: Final = 8765
+
+# --- The live player view (MCP Apps) ----------------------------------------------------------
+# While a task runs the view polls with short calls, each at most one APIMP status query: often
+# enough that the bar visibly moves, rarely enough that a view left open costs little.
+UI_POLL_INTERVAL_SECONDS: Final = 2.0
+# Once nothing has changed for a while the view waits this fraction of the quiet spell (a stalled
+# queue is asked less and less), never longer than the maximum.
+UI_POLL_BACKOFF_FRACTION: Final = 0.25
+UI_POLL_MAX_INTERVAL_SECONDS: Final = 15.0
+# One view call must stay far below the ~60 s after which hosts abandon a call: past this, the
+# view gets the last known status (and asks again) instead of waiting on a slow APIMP.
+UI_STATUS_CALL_TIMEOUT_SECONDS: Final = 10.0
+# The fallback sends the saved video through resources/read as base64 (a third larger) and plays
+# it as a data: URI. An 8 s 1080p clip is about 5-20 MB and Chromium decodes a 32 MiB data: URI in
+# under a second (measured), but every byte crosses the host's JSON messages, so larger files
+# (4k clips, about 60 MB) are left to "open in browser".
+UI_VIDEO_BLOB_MAX_BYTES: Final = 32 * 1024 * 1024
+# An estimate needs a basis: the median generation time of the same model's earlier tasks in the
+# journal, once there are this many. With fewer the view says "estimate unavailable".
+UI_ESTIMATE_MIN_SAMPLES: Final = 3
+UI_ESTIMATE_RECENT_TASKS: Final = 200
+# Result-file origins seen in this many recent finished tasks are declared in the view's CSP.
+UI_SEEN_ORIGINS_RECENT_TASKS: Final = 50

@@ -13,6 +13,7 @@
     ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
     ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
     ├── DownloadError               a finished video could not be saved
+    ├── VideoUnavailableError       the player view cannot be given a video's bytes (why: `reason`)
     └── UploadFailedError           a local image was not uploaded; a submit needing it was not sent
 
 A task that fails upstream is not an error here: it is a status (`failed`) with a message,
@@ -140,6 +141,19 @@ class SubmitOutcomeUnknownError(ApimpError):
 
 class DownloadError(ApimpError):
     """A finished video could not be downloaded; its URL is still reported to the caller."""
+
+
+class VideoUnavailableError(ApimpError):
+    """The player view asked for a video's bytes and cannot have them.
+
+    `reason` is one of unknown_task, not_finished, too_large, expired, download_failed; the
+    message carries it in parentheses, the one part of it the view reads.
+    """
+
+    def __init__(self, task_id: str, reason: str, detail: str) -> None:
+        self.task_id = task_id
+        self.reason = reason
+        super().__init__(f"Cannot serve the video of task {task_id} ({reason}): {detail}.")
 
 
 class UploadFailedError(ApimpError):

@@ -22,6 +22,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.apps import PlayerApp
 from apimp_video_mcp.catalog import VideoModelId
 from apimp_video_mcp.client import ApimpClient, build_http_client
 from apimp_video_mcp.config import LogLevel, Settings
@@ -248,6 +249,7 @@ def build_server(
     )
 
     running = RunningService()
+    player = PlayerApp(resolved, running.get)  # the live view for MCP Apps hosts; nothing if APIMP_UI=off
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
@@ -274,11 +276,14 @@ def build_server(
         title="APIMP Video",
         instructions=INSTRUCTIONS,
         version=version("apimp-video-mcp"),
-        tools=build_tools(),
+        tools=player.link(build_tools()),
+        extensions=player.extensions,
+        middleware=player.middleware,
         lifespan=lifespan,
         log_level=log_level,
     )
     register_resources(server, running.get)
+    player.register(server)
     return server
 
 

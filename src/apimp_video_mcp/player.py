@@ -1,0 +1,371 @@
+"""What the live player view asks of the server: a quick status, where media may come from, the bytes.
+
+The view (MCP Apps, see `apps`) runs inside the host's sandboxed iframe and can only reach this
+server through the host, one short call at a time. So every answer here is cheap and bounded:
+
+- `status` makes at most one APIMP status query (none when another poller, such as a running
+  wait_for_video, wrote the journal a moment ago, or when the task has ended) and never waits
+  long for it: a slow or failing APIMP yields the last known status with `last_error` set, so the
+  view keeps drawing and simply asks again. It also tells the view when to ask next, backing off
+  while nothing changes.
+- `media_origins` lists the origins the view's Content-Security-Policy must allow for the result
+  videos to play directly: the configured ones, APIMP's own, and those seen in earlier results.
+- `video_bytes` serves a finished video from the local copy (saving it first if needed), capped,
+  for hosts whose CSP refuses the result URL.
+
+Like the service, nothing here knows MCP.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import anyio
+from pydantic import BaseModel, Field
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.config import Settings
+from apimp_video_mcp.errors import (
+    DownloadError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    UpstreamServerError,
+    UpstreamUnreachableError,
+    VideoUnavailableError,
+)
+from apimp_video_mcp.journal import JournalEntry
+from apimp_video_mcp.models import TaskStatus
+from apimp_video_mcp.service import VideoService
+
+logger = logging.getLogger(__name__)
+
+VIDEO_RESOURCE_PREFIX: Final = "apimp://videos/"
+
+# Failures that say nothing about the task: the view shows the last known status and asks again.
+_TRANSIENT = (UpstreamServerError, UpstreamUnreachableError, RateLimitedError)
+
+Now = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SavedCopy(BaseModel):
+    """A finished video saved on the machine running the server."""
+
+    path: str = Field(description="Absolute path of the saved file.")
+    size_bytes: int
+
+
+class Estimate(BaseModel):
+    """How long the task should still take, from this server's own history of the same model."""
+
+    typical_seconds: float = Field(description="Median generation time of this model's earlier tasks.")
+    samples: int = Field(description="How many earlier tasks the median is taken over.")
+    remaining_seconds: float = Field(
+        description="The typical time minus the time elapsed; 0 once the task runs longer than usual."
+    )
+
+
+class PlayerStatus(BaseModel):
+    """A task as the player view draws it: the status, what to show beside it, and when to ask again."""
+
+    task_id: str
+    status: TaskStatus = Field(description="not_started, running, finished or failed.")
+    upstream_status: str | None = Field(description="The status exactly as APIMP reported it.")
+    progress: int | None = Field(description="Percent complete as APIMP reports it (0-100), if it does.")
+    model: str | None = Field(description="The model, when this server submitted or saw the request.")
+    prompt: str | None = Field(description="The prompt, when this server submitted the task.")
+    video_urls: list[str] = Field(description="Result video URLs (finished tasks). They may expire.")
+    error_message: str | None = Field(description="Why the task failed, in APIMP's words.")
+    created_time: str | None
+    finished_time: str | None
+    elapsed_seconds: float = Field(description="Seconds since the task was submitted (or first seen).")
+    elapsed_since: Literal["submitted", "first_seen"] = Field(
+        description="submitted: this server sent the task; first_seen: it was submitted elsewhere."
+    )
+    took_seconds: float | None = Field(
+        description="For an ended task: finished_time minus created_time, when APIMP gave both."
+    )
+    estimate: Estimate | None = Field(
+        description="None when there is no basis for one (too few earlier tasks of this model)."
+    )
+    saved_videos: list[SavedCopy] = Field(description="Copies of the result saved on the server's machine.")
+    video_resource: str | None = Field(
+        description="The apimp://videos/{task_id} resource that serves the video's bytes, when it can."
+    )
+    video_resource_note: str | None = Field(description="Why video_resource is None for a finished task.")
+    next_poll_seconds: float | None = Field(description="When to ask again; None once the task has ended.")
+    last_error: str | None = Field(
+        description="The status query failed this time; the rest is the last status known."
+    )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("finished", "failed")
+
+    def summary(self) -> str:
+        if self.status == "failed":
+            line = f"Task {self.task_id} failed: {self.error_message or 'APIMP gave no reason'}."
+        elif self.status == "finished":
+            line = f"Task {self.task_id} finished: {len(self.video_urls)} video(s)."
+        else:
+            percent = f" {self.progress}%" if self.progress is not None else ""
+            line = f"Task {self.task_id} is {self.status.replace('_', ' ')}{percent}."
+        if self.last_error:
+            line += f" (The latest status check failed: {self.last_error})"
+        return line
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL, without credentials; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def next_poll_seconds(quiet_seconds: float, *, base_seconds: float, max_seconds: float) -> float:
+    """Every `base_seconds` while the task moves; after a quiet spell, a fraction of its length.
+
+    A task whose status and progress have not changed for a minute is asked every 15 s, not every
+    2 s: a stalled queue costs the view a few calls, not hundreds. Never beyond `max_seconds`
+    (nor below the base, should the base be set above the maximum).
+    """
+    backed_off = quiet_seconds * defaults.UI_POLL_BACKOFF_FRACTION
+    return max(base_seconds, min(backed_off, max_seconds))
+
+
+def typical_duration(durations: Sequence[float]) -> float | None:
+    """The median of earlier generation times, or None when there are too few to mean anything."""
+    if len(durations) < defaults.UI_ESTIMATE_MIN_SAMPLES:
+        return None
+    return statistics.median(durations)
+
+
+def estimate(durations: Sequence[float], elapsed_seconds: float) -> Estimate | None:
+    """An honest estimate: from this server's own history of the model, or none at all.
+
+    APIMP's progress is not linear (a quick jump, a long middle, a climb that stalls near the
+    end), so extrapolating the percentage would mislead; the past durations of the same model
+    are a basis a person can judge, and the view names it.
+    """
+    typical = typical_duration(durations)
+    if typical is None:
+        return None
+    return Estimate(
+        typical_seconds=round(typical, 1),
+        samples=len(durations),
+        remaining_seconds=round(max(typical - elapsed_seconds, 0.0), 1),
+    )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def upstream_duration_seconds(entry: JournalEntry) -> float | None:
+    """finished_time - created_time: both on APIMP's clock, so their difference holds in any zone."""
+    created, finished = _parse_time(entry.created_time), _parse_time(entry.finished_time)
+    if created is None or finished is None or (created.tzinfo is None) != (finished.tzinfo is None):
+        return None
+    seconds = (finished - created).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+def _seconds_between(start: str, end: datetime) -> float:
+    moment = _parse_time(start)
+    if moment is None:
+        return 0.0
+    if moment.tzinfo is None:  # the journal writes UTC; be lenient with a hand-edited file
+        moment = moment.replace(tzinfo=UTC)
+    return max((end - moment).total_seconds(), 0.0)
+
+
+def _task_status(entry: JournalEntry | None) -> TaskStatus | None:
+    """The entry's task status; None for a submit with no known task."""
+    if entry is None or entry.task_id is None:
+        return None
+    status = entry.status
+    if status == "submit_outcome_unknown":
+        return None
+    return status
+
+
+def _prompt(request: dict[str, Any] | None) -> str | None:
+    inputs = request.get("input") if request else None
+    prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
+    return prompt if isinstance(prompt, str) else None
+
+
+class PlayerService:
+    """The player view's side of the server, over the running `VideoService`."""
+
+    def __init__(self, service: VideoService, *, now: Now = _utc_now) -> None:
+        self.service = service
+        self.settings: Settings = service.settings
+        self.journal = service.journal
+        self._now = now
+
+    async def status(self, task_id: str) -> PlayerStatus:
+        """The task's status for the view: at most one APIMP query, bounded in time."""
+        entry = await self.journal.get(task_id)
+        last_error = None
+        if entry is None or not (entry.is_terminal or self._fresh(entry)):
+            try:
+                with anyio.fail_after(defaults.UI_STATUS_CALL_TIMEOUT_SECONDS):
+                    await self.service.fetch_status(task_id)  # writes through to the journal
+            except (*_TRANSIENT, TimeoutError) as exc:
+                if entry is None and isinstance(exc, TimeoutError):  # nothing to show instead
+                    raise UpstreamUnreachableError(
+                        f"APIMP did not answer about task {task_id} within "
+                        f"{defaults.UI_STATUS_CALL_TIMEOUT_SECONDS:g} s; the task itself is unaffected."
+                    ) from None
+                if entry is None:
+                    raise
+                last_error = (
+                    str(exc)
+                    if not isinstance(exc, TimeoutError)
+                    else f"APIMP did not answer within {defaults.UI_STATUS_CALL_TIMEOUT_SECONDS:g} s"
+                )
+                logger.info("player status for %s fell back to the journal: %s", task_id, last_error)
+        entry = await self.journal.get(task_id, with_events=True)
+        status = _task_status(entry)
+        if entry is None or status is None:
+            raise SubmitOutcomeUnknownError(
+                f"{task_id} is a submit whose outcome is unknown: it has no task to show (see list_tasks)."
+            )
+        return await self._describe(entry, status, last_error)
+
+    async def media_origins(self) -> list[str]:
+        """The origins result videos may come from: configured, APIMP's, and seen in recent results."""
+        finished = await self.journal.recent(status="finished", limit=defaults.UI_SEEN_ORIGINS_RECENT_TASKS)
+        seen = (origin_of(url) for entry in finished for url in entry.video_urls)
+        return sorted({*configured_media_origins(self.settings), *(origin for origin in seen if origin)})
+
+    async def video_bytes(self, task_id: str) -> bytes:
+        """The finished video's bytes from its local copy, saved now if it was not yet."""
+        entry = await self.journal.get(task_id)
+        if entry is None or entry.task_id is None:
+            raise VideoUnavailableError(task_id, "unknown_task", "this server has no record of the task")
+        if entry.status != "finished":
+            raise VideoUnavailableError(task_id, "not_finished", f"the task is {entry.status}, not finished")
+        copies = await self._saved_copies(entry.local_paths)
+        if not copies:
+            copies = await self._save_now(task_id)
+        copy = copies[0]
+        if copy.size_bytes > defaults.UI_VIDEO_BLOB_MAX_BYTES:
+            raise VideoUnavailableError(task_id, "too_large", _too_large_note(copy.size_bytes))
+        return await anyio.Path(copy.path).read_bytes()
+
+    def _fresh(self, entry: JournalEntry) -> bool:
+        """Written by another poller (a wait in progress) within half a poll interval: good enough."""
+        age = _seconds_between(entry.updated_at, self._now())
+        return age < self.settings.ui_poll_interval_seconds / 2
+
+    async def _save_now(self, task_id: str) -> list[SavedCopy]:
+        """Ask APIMP once (signed URLs may have been renewed), then save the videos."""
+        snapshot = await self.service.fetch_status(task_id)
+        try:
+            saved = await self.service.save_videos(snapshot)
+        except DownloadError as exc:
+            reason = "expired" if "expired" in str(exc) else "download_failed"
+            raise VideoUnavailableError(task_id, reason, str(exc)) from None
+        await self.journal.record_local_paths(task_id, [video.path for video in saved])
+        if not saved:
+            raise VideoUnavailableError(task_id, "download_failed", "APIMP listed no video for the task")
+        return [SavedCopy(path=video.path, size_bytes=video.size_bytes) for video in saved]
+
+    async def _saved_copies(self, paths: Sequence[str]) -> list[SavedCopy]:
+        copies = []
+        for path in paths:
+            try:
+                size = (await anyio.Path(path).stat()).st_size
+            except OSError:  # moved or deleted since: not a copy any more
+                continue
+            copies.append(SavedCopy(path=path, size_bytes=size))
+        return copies
+
+    async def _describe(
+        self, entry: JournalEntry, status: TaskStatus, last_error: str | None
+    ) -> PlayerStatus:
+        assert entry.task_id is not None
+        now = self._now()
+        elapsed = _seconds_between(entry.recorded_at, now)
+        terminal = status in ("finished", "failed")
+        copies = await self._saved_copies(entry.local_paths) if status == "finished" else []
+        resource, note = None, None
+        if status == "finished" and entry.video_urls:
+            if copies and copies[0].size_bytes > defaults.UI_VIDEO_BLOB_MAX_BYTES:
+                note = _too_large_note(copies[0].size_bytes)
+            else:
+                resource = f"{VIDEO_RESOURCE_PREFIX}{entry.task_id}"
+        quiet = _seconds_between(entry.events[-1].at if entry.events else entry.recorded_at, now)
+        return PlayerStatus(
+            task_id=entry.task_id,
+            status=status,
+            upstream_status=entry.upstream_status,
+            progress=entry.progress,
+            model=entry.model,
+            prompt=_prompt(entry.request),
+            video_urls=entry.video_urls,
+            error_message=entry.error_message,
+            created_time=entry.created_time,
+            finished_time=entry.finished_time,
+            elapsed_seconds=round(elapsed, 1),
+            elapsed_since="submitted" if entry.request is not None else "first_seen",
+            took_seconds=upstream_duration_seconds(entry) if terminal else None,
+            estimate=None if terminal else estimate(await self._history(entry.model), elapsed),
+            saved_videos=copies,
+            video_resource=resource,
+            video_resource_note=note,
+            next_poll_seconds=None
+            if terminal
+            else round(
+                next_poll_seconds(
+                    quiet,
+                    base_seconds=self.settings.ui_poll_interval_seconds,
+                    max_seconds=defaults.UI_POLL_MAX_INTERVAL_SECONDS,
+                ),
+                2,
+            ),
+            last_error=last_error,
+        )
+
+    async def _history(self, model: str | None) -> list[float]:
+        """Generation times of this model's earlier finished tasks, from the journal."""
+        if model is None:
+            return []
+        finished = await self.journal.recent(status="finished", limit=defaults.UI_ESTIMATE_RECENT_TASKS)
+        durations = (upstream_duration_seconds(entry) for entry in finished if entry.model == model)
+        return [seconds for seconds in durations if seconds is not None]
+
+
+def configured_media_origins(settings: Settings) -> list[str]:
+    """What is known before any result: APIMP_UI_MEDIA_DOMAINS and APIMP's own origin."""
+    base = origin_of(settings.base_url)
+    return sorted({*settings.ui_media_domains, *([base] if base else [])})
+
+
+def _too_large_note(size_bytes: int) -> str:
+    cap = defaults.UI_VIDEO_BLOB_MAX_BYTES // (1024 * 1024)
+    return (
+        f"the saved video is {size_bytes / (1024 * 1024):.0f} MiB, more than the {cap} MiB the view can "
+        "receive through the host; open it in the browser or from the saved file"
+    )
