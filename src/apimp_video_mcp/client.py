@@ -117,31 +117,10 @@ class ApimpClient:
     async def get_status(self, task_id: str) -> TaskSnapshot:
         """One status query, retried on rate limits, server errors and network failures."""
         path = STATUS_PATH.format(task_id=task_id)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._http.get(path, headers=self._auth_headers())
-            except httpx2.TransportError as exc:
-                delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
-                if delay is None:
-                    raise UpstreamUnreachableError(
-                        f"Could not reach APIMP to check task {task_id} ({type(exc).__name__}) after "
-                        f"{attempt} attempts. The task itself is unaffected; try again shortly."
-                    ) from None
-                logger.info("status %s: %s, retrying in %.1f s", task_id, type(exc).__name__, delay)
-                await self._sleep(delay)
-                continue
-            if not is_retryable_status(response.status_code):
-                return TaskSnapshot.from_wire(self._data_or_raise(response, task_id=task_id), task_id=task_id)
-            retry_after = parse_retry_after(
-                response.headers.get("retry-after"), response.headers.get("retry-after-ms")
-            )
-            delay = retry_delay_seconds(attempt, self._retry_policy, retry_after, self._rng)
-            if delay is None:
-                self._data_or_raise(response, task_id=task_id)  # raises the precise error
-            logger.info("status %s: HTTP %s, retrying in %.1f s", task_id, response.status_code, delay)
-            await self._sleep(delay or 0.0)
+        response = await self._send_with_retries(
+            lambda: self._http.get(path, headers=self._auth_headers()), what=f"check task {task_id}"
+        )
+        return TaskSnapshot.from_wire(self._data_or_raise(response, task_id=task_id), task_id=task_id)
 
     async def upload_file(self, body: MultipartFileBody) -> UploadedFile:
         """Upload a file through APIMP's Public API; returns where it is hosted and until when.
