@@ -24,7 +24,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
-from tests.support import Mode, Upstream, structured
+from tests.support import Mode, Upstream, child_environment, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -36,17 +36,16 @@ def console_script() -> str:
 
 
 def server_environment(upstream: Upstream, download_dir: Path) -> dict[str, str]:
-    """The child inherits nothing but this (and PATH): what a host's 'env' block would give it."""
-    return {
-        "PATH": str(Path(sys.executable).parent),
-        "APIMP_API_KEY": SIMULATOR_API_KEY,
-        "APIMP_BASE_URL": upstream.base_url,
-        "APIMP_DOWNLOAD_DIR": str(download_dir),
-        "APIMP_JOURNAL": str(download_dir.with_name("journal.sqlite3")),
-        "APIMP_POLL_MIN_INTERVAL": "0.02",
-        "APIMP_POLL_MAX_INTERVAL": "0.05",
-        "APIMP_PROGRESS_INTERVAL": "0.02",
-    }
+    """What a host's 'env' block would give the server: the child inherits nothing else."""
+    return child_environment(
+        APIMP_API_KEY=SIMULATOR_API_KEY,
+        APIMP_BASE_URL=upstream.base_url,
+        APIMP_DOWNLOAD_DIR=str(download_dir),
+        APIMP_JOURNAL=str(download_dir.with_name("journal.sqlite3")),
+        APIMP_POLL_MIN_INTERVAL="0.02",
+        APIMP_POLL_MAX_INTERVAL="0.05",
+        APIMP_PROGRESS_INTERVAL="0.02",
+    )
 
 
 async def generate_one_video(client: Client) -> tuple[dict[str, object], list[float]]:
@@ -152,11 +151,9 @@ async def test_simulate_mode_over_stdio_works_with_no_key_at_all(tmp_path: Path)
     parameters = StdioServerParameters(
         command=console_script(),
         args=["--simulate", "--task-duration", "0.3", "--log-level", "DEBUG"],
-        env={
-            "PATH": str(Path(sys.executable).parent),
-            "APIMP_DOWNLOAD_DIR": str(tmp_path / "videos"),
-            "APIMP_JOURNAL": str(tmp_path / "journal.sqlite3"),
-        },
+        env=child_environment(
+            APIMP_DOWNLOAD_DIR=str(tmp_path / "videos"), APIMP_JOURNAL=str(tmp_path / "journal.sqlite3")
+        ),
     )
     with (tmp_path / "stderr.log").open("w") as errlog, anyio.fail_after(30):
         async with Client(stdio_client(parameters, errlog=errlog)) as client:
