@@ -228,10 +228,11 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
     )
     journal = await TaskJournal.open(settings.journal_path)
     statement_threads: set[int] = set()
+    assert journal._connection is not None
     journal._connection.set_trace_callback(lambda _: statement_threads.add(threading.get_ident()))
     loop_thread = threading.get_ident()
     async with httpx2.AsyncClient(base_url=upstream.base_url) as http:
-        service = VideoService(settings, ApimpClient(http, settings.require_api_key), journal)
+        service = VideoService(settings, ApimpClient(lambda: http, settings.require_api_key), journal)
         request = SubmitRequest.model_validate(SUBMIT)
         task_ids = [(await service.submit(request)).task_id for _ in range(tasks)]
         with anyio.fail_after(60):

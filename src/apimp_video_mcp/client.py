@@ -46,8 +46,33 @@ _NEVER_SENT: Final = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTim
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class SharedHttpClient:
+    """The one HTTP client a server uses for its whole life, created by its first request.
+
+    Creating an `httpx2.AsyncClient` loads the TLS trust store (about 70 ms), and a host waits
+    for the server's tool list, which needs no HTTP: so start-up does not pay for it.
+    """
+
+    def __init__(self, base_url: str, *, request_timeout_seconds: float) -> None:
+        self._base_url = base_url
+        self._request_timeout_seconds = request_timeout_seconds
+        self._client: httpx2.AsyncClient | None = None
+
+    def get(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            self._client = build_http_client(
+                self._base_url, request_timeout_seconds=self._request_timeout_seconds
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
 def build_http_client(base_url: str, *, request_timeout_seconds: float) -> httpx2.AsyncClient:
-    """The one HTTP client a server uses for its whole life, with every timeout explicit."""
+    """An HTTP client for APIMP with every timeout explicit and a pool sized for many tasks."""
     return httpx2.AsyncClient(
         base_url=base_url,
         timeout=httpx2.Timeout(request_timeout_seconds, connect=defaults.CONNECT_TIMEOUT_SECONDS),
@@ -65,18 +90,22 @@ class ApimpClient:
 
     def __init__(
         self,
-        http: httpx2.AsyncClient,
+        http: Callable[[], httpx2.AsyncClient],
         api_key: Callable[[], str],
         *,
         retry_policy: RetryPolicy | None = None,
         sleep: Sleep = anyio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._http = http
+        self._shared_http = http
         self._api_key = api_key
         self._retry_policy = retry_policy or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        return self._shared_http()
 
     async def submit(self, request: SubmitRequest) -> TaskSnapshot:
         """Create a task. Sent again only if the connection never opened: never risk paying twice."""

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from apimp_video_mcp import defaults
@@ -32,14 +31,21 @@ MEDIA_ORIGIN: Final = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+
 UPLOAD_ROOTS_NONE: Final = "none"
 
 
+def user_data_dir() -> Path:
+    """The per-user data directory of the platform (imported here: only the defaults need it)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
 def default_journal_path() -> str:
     """Beside the videos: the journal is the receipt book of what was paid for."""
-    return str(Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "journal.sqlite3")
+    return str(user_data_dir() / "journal.sqlite3")
 
 
 def default_download_dir() -> Path:
     """Videos outlive the conversation that made them, so they go to the user's data directory."""
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "videos"
+    return user_data_dir() / "videos"
 
 
 class Settings(BaseModel):

@@ -120,22 +120,29 @@ def _now() -> str:
 
 
 class TaskJournal:
-    """The journal over one SQLite file (or memory). Open it with `await TaskJournal.open(path)`."""
+    """The journal over one SQLite file (or memory), opened by its first statement.
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
-        self._connection = connection
-        self.path = path
+    Opening on first use keeps the file out of the server's start-up (a host waits for the tool
+    list, which needs no journal); `await TaskJournal.open(path)` opens it at once instead.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._connection: sqlite3.Connection | None = None
         # One statement at a time on one connection: SQLite serialises writers anyway, and a
         # single worker keeps the connection's state simple.
         self._limiter = anyio.CapacityLimiter(1)
 
     @classmethod
     async def open(cls, path: Path | str) -> TaskJournal:
-        location = str(path)
-        return cls(await anyio.to_thread.run_sync(_connect, location), location)
+        journal = cls(path)
+        await journal._run(lambda db: None)
+        return journal
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)
+        if self._connection is not None:
+            await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)
+            self._connection = None
 
     async def record_submission(self, model: str, request: dict[str, Any]) -> str:
         """Write the request down before it is sent; returns the new entry's id."""
@@ -241,6 +248,8 @@ class TaskJournal:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def transaction() -> T:
+            if self._connection is None:
+                self._connection = _connect(self.path)
             with self._connection:  # commit on success, roll back on error
                 return work(self._connection)
 

@@ -24,7 +24,7 @@ from pydantic import Field
 from apimp_video_mcp import defaults
 from apimp_video_mcp.apps import PlayerApp
 from apimp_video_mcp.catalog import VideoModelId
-from apimp_video_mcp.client import ApimpClient, build_http_client
+from apimp_video_mcp.client import ApimpClient, SharedHttpClient
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.errors import ApimpError
 from apimp_video_mcp.journal import EntryStatus, TaskJournal
@@ -253,22 +253,22 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
-        journal = await TaskJournal.open(resolved.journal_path)
-        http = build_http_client(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
+        # Both open on first use, so the host gets its tool list without waiting for them.
+        journal = TaskJournal(resolved.journal_path)
+        http = SharedHttpClient(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
+        policy = RetryPolicy(
+            max_attempts=resolved.retry_max_attempts, base_delay_seconds=resolved.retry_base_delay_seconds
+        )
+        client = ApimpClient(http.get, resolved.require_api_key, retry_policy=policy)
+        service = VideoService(resolved, client, journal, local_files=local_files, clock=clock)
         try:
-            async with http:
-                policy = RetryPolicy(
-                    max_attempts=resolved.retry_max_attempts,
-                    base_delay_seconds=resolved.retry_base_delay_seconds,
-                )
-                client = ApimpClient(http, resolved.require_api_key, retry_policy=policy)
-                service = VideoService(resolved, client, journal, local_files=local_files, clock=clock)
-                async with service.running():
-                    running.service = service
-                    yield AppContext(service=service)
+            async with service.running():
+                running.service = service
+                yield AppContext(service=service)
         finally:
             running.service = None
             with anyio.CancelScope(shield=True):
+                await http.aclose()
                 await journal.close()
 
     server = MCPServer(
