@@ -37,8 +37,8 @@ RETRY_AFTER_MAX_SECONDS: Final = 60.0
 DEFAULT_WAIT_TIMEOUT_SECONDS: Final = 50.0
 # A caller may ask for longer (hosts that reset their timer on progress, such as Claude Code).
 MAX_WAIT_TIMEOUT_SECONDS: Final = 3600.0
-# The adaptive schedule polls at half the estimated time left, between these bounds. The floor
-# is the interval once completion is near: the finish is noticed about floor/2 after it happens.
+# The adaptive schedule polls after a third of the estimated time left, between these bounds. The
+# floor is the interval once completion is near: a finish is noticed about floor/2 after it happens.
 # The ceiling bounds how stale a long task's status gets (and how long a wrong estimate costs).
 POLL_FLOOR_SECONDS: Final = 1.0
 POLL_CEILING_SECONDS: Final = 30.0
