@@ -28,8 +28,7 @@ step 2 plays the video; declaring the CDN in APIMP_UI_MEDIA_DOMAINS avoids the g
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any, Final
@@ -38,10 +37,10 @@ from mcp.server import MCPServer
 from mcp.server.apps import Apps, client_supports_apps
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.extension import Extension
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import Resource
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp import defaults
@@ -54,6 +53,7 @@ from apimp_video_mcp.player import (
     configured_media_origins,
 )
 from apimp_video_mcp.service import VideoService
+from apimp_video_mcp.tool_results import answer, as_tool_errors
 
 PLAYER_URI: Final = "ui://apimp-video/player.html"
 VIDEO_URI_TEMPLATE: Final = VIDEO_RESOURCE_PREFIX + "{task_id}"
@@ -131,15 +131,6 @@ _LISTINGS: Final[dict[str, tuple[str, Callable[[dict[str, Any]], bool]]]] = {
 }
 
 
-@contextmanager
-def _as_tool_errors() -> Iterator[None]:
-    """As in `server`: our errors carry messages written for the reader; ToolError keeps them intact."""
-    try:
-        yield
-    except ApimpError as exc:
-        raise ToolError(str(exc)) from exc
-
-
 class PlayerApp:
     """Everything the view adds to the server, or nothing at all when APIMP_UI=off.
 
@@ -173,12 +164,9 @@ class PlayerApp:
             At most one APIMP status query; a slow or failing APIMP gives the last known status with
             last_error. Agents: use wait_for_video instead.
             """
-            with _as_tool_errors():
+            with as_tool_errors():
                 status = await PlayerService(self._service()).status(task_id)
-            return CallToolResult(
-                content=[TextContent(type="text", text=status.summary())],
-                structured_content=status.model_dump(mode="json"),
-            )
+            return answer(status)
 
         self._apps.tool(
             resource_uri=PLAYER_URI,

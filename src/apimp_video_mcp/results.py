@@ -138,24 +138,12 @@ class TaskReport(BaseModel):
     @classmethod
     def from_entry(cls, entry: JournalEntry, next_step: str) -> TaskReport:
         """A report from the journal alone: only for tasks that have ended, whose state cannot change."""
-        assert entry.task_id is not None
-        assert entry.status != "submit_outcome_unknown"
-        return cls(
-            task_id=entry.task_id,
-            status=entry.status,
-            upstream_status=entry.upstream_status or entry.status,
-            progress=entry.progress,
-            video_urls=entry.video_urls,
-            other_file_urls=[],
-            error_message=entry.error_message,
-            created_time=entry.created_time,
-            finished_time=entry.finished_time,
-            source="journal",
-            next_step=next_step,
-        )
+        return cls.from_snapshot(entry.to_snapshot(), next_step, source="journal")
 
     @classmethod
-    def from_snapshot(cls, snapshot: TaskSnapshot, next_step: str) -> TaskReport:
+    def from_snapshot(
+        cls, snapshot: TaskSnapshot, next_step: str, *, source: Literal["apimp", "journal"] = "apimp"
+    ) -> TaskReport:
         return cls(
             task_id=snapshot.task_id,
             status=snapshot.status,
@@ -166,7 +154,7 @@ class TaskReport(BaseModel):
             error_message=snapshot.error_message,
             created_time=snapshot.created_time,
             finished_time=snapshot.finished_time,
-            source="apimp",
+            source=source,
             next_step=next_step,
         )
 

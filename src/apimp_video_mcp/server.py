@@ -7,8 +7,8 @@ HTTP client and its connection pool live exactly as long as the server (the life
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Annotated, Any, Final
@@ -16,9 +16,8 @@ from typing import Annotated, Any, Final
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from apimp_video_mcp import defaults
@@ -26,7 +25,6 @@ from apimp_video_mcp.apps import PlayerApp
 from apimp_video_mcp.catalog import VideoModelId
 from apimp_video_mcp.client import ApimpClient, SharedHttpClient
 from apimp_video_mcp.config import LogLevel, Settings
-from apimp_video_mcp.errors import ApimpError
 from apimp_video_mcp.journal import EntryStatus, TaskJournal
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import ImageReference, SubmitRequest, VideoInput
@@ -36,6 +34,7 @@ from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadRe
 from apimp_video_mcp.retry import RetryPolicy
 from apimp_video_mcp.schema import publishable_input_schema
 from apimp_video_mcp.service import VideoService
+from apimp_video_mcp.tool_results import answer, as_tool_errors
 
 SERVER_NAME: Final = "apimp-video-mcp"
 
@@ -81,22 +80,6 @@ def _service(ctx: Context[AppContext, Any]) -> VideoService:
     return ctx.request_context.lifespan_context.service
 
 
-@contextmanager
-def _as_tool_errors() -> Iterator[None]:
-    """Our errors carry messages written for the model; ToolError is how they reach it intact."""
-    try:
-        yield
-    except ApimpError as exc:
-        raise ToolError(str(exc)) from exc
-
-
-def _answer(result: SubmitResult | TaskReport | UploadResult | TaskList) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=result.summary())],
-        structured_content=result.model_dump(mode="json"),
-    )
-
-
 async def submit_video(
     model: Annotated[VideoModelId, Field(description="The video model. veo-3.1 models can also render 4k.")],
     input: VideoInput,  # the APIMP field's name: the arguments ARE the request body
@@ -107,8 +90,8 @@ async def submit_video(
     Returns a task_id at once; the video itself takes from tens of seconds to minutes. Then call
     wait_for_video with the task_id. The arguments are sent to APIMP exactly as given.
     """
-    with _as_tool_errors():
-        return _answer(await _service(ctx).submit(SubmitRequest(model=model, input=input)))
+    with as_tool_errors():
+        return answer(await _service(ctx).submit(SubmitRequest(model=model, input=input)))
 
 
 async def upload_image(
@@ -128,8 +111,8 @@ async def upload_image(
     path itself and uploads it for you, so call this only to get the URL first. Uploads expire after
     72 h. A server reached over HTTP reads no local file unless its operator allowed folders.
     """
-    with _as_tool_errors():
-        return _answer(await _service(ctx).upload_image(path))
+    with as_tool_errors():
+        return answer(await _service(ctx).upload_image(path))
 
 
 async def get_status(
@@ -145,8 +128,8 @@ async def get_status(
     A task that has finished or failed is answered from the local task journal. To wait for the
     result, use wait_for_video instead of calling this in a loop.
     """
-    with _as_tool_errors():
-        return _answer(await _service(ctx).get_status(task_id, refresh=refresh))
+    with as_tool_errors():
+        return answer(await _service(ctx).get_status(task_id, refresh=refresh))
 
 
 async def list_tasks(
@@ -162,8 +145,8 @@ async def list_tasks(
     Use it to find a task whose id was lost (a new conversation, a restarted host) before paying for
     a new one: an unfinished task can be waited for again with wait_for_video.
     """
-    with _as_tool_errors():
-        return _answer(await _service(ctx).list_tasks(status=status, limit=limit))
+    with as_tool_errors():
+        return answer(await _service(ctx).list_tasks(status=status, limit=limit))
 
 
 async def wait_for_video(
@@ -194,11 +177,11 @@ async def wait_for_video(
     async def report(progress: float, message: str) -> None:
         await ctx.report_progress(progress, 100, message)
 
-    with _as_tool_errors():
+    with as_tool_errors():
         result = await _service(ctx).wait(
             task_id, timeout_seconds=timeout_seconds, download=download, report=report
         )
-        return _answer(result)
+        return answer(result)
 
 
 def _tool(fn: Callable[..., Any], *, title: str, read_only: bool) -> Tool:
