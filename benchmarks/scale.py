@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import pstats
 import resource
 import shlex
@@ -56,6 +55,7 @@ from mcp.types import CallToolResult, TextContent
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
+from benchmarks._machine import load_average, machine_description, source_state
 
 Mode = Literal["auto", "legacy"]
 
@@ -99,35 +99,6 @@ TRACEBACK_LINES: Final = 40
 
 
 # --- The machine ---------------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    """nproc, CPU model and Python: the figures mean nothing without them."""
-    cpu = "unknown CPU"
-    with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, {cpu}, Python {platform.python_version()} ({sys.executable})"
-    )
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load: on a shared machine it says how much of the CPU was ours."""
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def source_state() -> str:
-    """Which code was measured: HEAD, and whether src/ had uncommitted changes (read-only git)."""
-
-    def git(*args: str) -> str:
-        completed = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-        return completed.stdout.strip() if completed.returncode == 0 else ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("--no-optional-locks", "status", "--porcelain", "--", "src")  # never writes the index
-    changes = f" + uncommitted changes in src/ ({len(dirty.splitlines())} files)" if dirty else ""
-    return f"commit {head}{changes}"
 
 
 # --- /proc -----------------------------------------------------------------------------------------

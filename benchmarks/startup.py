@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -50,6 +49,8 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+from benchmarks._machine import load_average, machine_description, source_state
 
 DEFAULT_ROUNDS: Final = 15
 DEFAULT_WARMUP_ROUNDS: Final = 1
@@ -85,36 +86,6 @@ TOOLS_LIST_ID: Final = 2
 
 
 # --- What is spawned ---------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    """nproc, CPU model and Python: the figures mean nothing without them."""
-    cpu = "unknown CPU"
-    with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, {cpu}, Python {platform.python_version()} ({sys.executable})"
-    )
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load: on a shared machine it says how much of the CPU was ours."""
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def source_state() -> str:
-    """Which code was measured: HEAD, and whether src/ had uncommitted changes (read-only git)."""
-
-    def git(*args: str) -> str:
-        completed = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-        return completed.stdout.strip() if completed.returncode == 0 else ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("--no-optional-locks", "status", "--porcelain", "--", "src")  # never writes the index
-    return f"commit {head}" + (
-        f" + uncommitted changes in src/ ({len(dirty.splitlines())} files)" if dirty else ""
-    )
 
 
 @dataclass(frozen=True)
