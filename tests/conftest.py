@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
-from apimp_video_mcp.simulator import Simulator, running_simulator
+from apimp_video_mcp.simulator import Simulator, running_app
 from tests.support import TASK_DURATION_SECONDS, Mode, Upstream, fast_settings
 
 
@@ -43,9 +43,7 @@ class CurrentSimulator:
 @pytest.fixture(scope="session")
 async def loopback_simulator() -> AsyncIterator[tuple[CurrentSimulator, str]]:
     current = CurrentSimulator()
-    host = Simulator()
-    host.app = current  # type: ignore[assignment]  # any ASGI app will do
-    async with running_simulator(host) as base_url:
+    async with running_app(current) as base_url:
         yield current, base_url
 
 

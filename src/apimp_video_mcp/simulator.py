@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from apimp_video_mcp.simulator_uploads import UploadStore
 
@@ -459,7 +460,16 @@ class _Server(uvicorn.Server):
 
 @asynccontextmanager
 async def running_simulator(sim: Simulator, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve `sim.app` on loopback for the duration of the block; yield its base URL.
+    """Serve `sim.app` on loopback for the duration of the block; yield its base URL."""
+    async with running_app(sim.app, host=host, port=port, before_stop=sim.cancel_delays) as base_url:
+        yield base_url
+
+
+@asynccontextmanager
+async def running_app(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, before_stop: Callable[[], None] | None = None
+) -> AsyncIterator[str]:
+    """Serve any ASGI app with uvicorn for the duration of the block; yield its base URL.
 
     We bind the socket ourselves so port 0 yields a known free port before uvicorn starts.
     uvicorn runs shielded and is stopped through `should_exit`, so even a cancelled caller
@@ -474,7 +484,7 @@ async def running_simulator(sim: Simulator, *, host: str = "127.0.0.1", port: in
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     base_url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
     options: dict[str, Any] = {"log_config": None, "log_level": "warning", "access_log": False}
-    server = _Server(uvicorn.Config(sim.app, lifespan="off", timeout_graceful_shutdown=1, **options))
+    server = _Server(uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=1, **options))
     failure: Exception | None = None
 
     async def serve() -> None:
@@ -486,13 +496,14 @@ async def running_simulator(sim: Simulator, *, host: str = "127.0.0.1", port: in
             tg.start_soon(serve)
             await server.ready.wait()
             if not server.started:
-                raise RuntimeError(f"the simulator could not start on {base_url}")
+                raise RuntimeError(f"could not serve on {base_url}")
             try:
                 yield base_url
             except Exception as exc:  # re-raised below, outside the task group
                 failure = exc
             finally:
-                sim.cancel_delays()
+                if before_stop is not None:
+                    before_stop()
                 server.should_exit = True
     finally:
         sock.close()

@@ -12,14 +12,11 @@ as the spec requires of hosts). `ui/open-link` is recorded, not followed.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
-import uvicorn
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
@@ -28,6 +25,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from apimp_video_mcp.apps import PLAYER_URI
+from apimp_video_mcp.simulator import running_app
 
 CspMode = Literal["declared", "default"]
 
@@ -112,37 +110,8 @@ def _error(code: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}})
 
 
-class _Server(uvicorn.Server):
-    """Announces "accepting connections" with an event rather than a flag to poll."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = anyio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self.ready.set()
-
-
 @asynccontextmanager
 async def running_host(client: Client) -> AsyncIterator[int]:
     """Serve the fake host on a free loopback port for the block; yield the port."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        build_app(client), lifespan="off", log_config=None, log_level="warning", access_log=False
-    )
-    server = _Server(config)
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(lambda: server.serve(sockets=[sock]))
-            await server.ready.wait()
-            assert server.started, "the fake host could not start"
-            try:
-                yield port
-            finally:
-                server.should_exit = True
-    finally:
-        sock.close()
+    async with running_app(build_app(client)) as base_url:
+        yield int(base_url.rsplit(":", 1)[1])
