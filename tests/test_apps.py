@@ -22,10 +22,10 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import BlobResourceContents, TextResourceContents, Tool
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.apps import PLAYER_URI, POLL_TOOL, TASK_ID_PATTERN
+from apimp_video_mcp.apps import PLAYER_URI, POLL_TOOL
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.journal import TaskJournal
-from apimp_video_mcp.models import TaskFile, TaskSnapshot
+from apimp_video_mcp.models import TASK_ID_PATTERN, TaskFile, TaskSnapshot
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import sample_video
 from tests.support import Mode, Upstream, fast_settings, structured, text_of

@@ -46,6 +46,7 @@ from pydantic import BaseModel, Field
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ApimpError, VideoUnavailableError
+from apimp_video_mcp.models import TASK_ID_PATTERN
 from apimp_video_mcp.player import (
     VIDEO_RESOURCE_PREFIX,
     PlayerService,
@@ -61,8 +62,6 @@ POLL_TOOL: Final = "poll_video_status"
 # The tools whose calls the host shows with the player beside them.
 LINKED_TOOLS: Final = frozenset({"submit_video", "get_status", "wait_for_video"})
 
-# The same rule as the model's tools (server.TaskId): an id that cannot escape a URL path.
-TASK_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="The task id the view shows.")]
 
 ServiceGetter = Callable[[], VideoService]

@@ -28,6 +28,8 @@ from apimp_video_mcp.errors import InvalidRequestError
 logger = logging.getLogger(__name__)
 
 DurationSeconds = Literal[4, 6, 8, 12]
+# A task id as APIMP issues them ("task_..."), and nothing that could escape the status URL's path.
+TASK_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 PersonGeneration = Literal["allow_all", "allow_adult", "dont_allow"]
 CompressionQuality = Literal["optimized", "lossless"]
 ResizeMode = Literal["pad", "crop"]

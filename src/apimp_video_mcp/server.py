@@ -27,7 +27,7 @@ from apimp_video_mcp.client import ApimpClient, SharedHttpClient
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.journal import EntryStatus, TaskJournal
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
-from apimp_video_mcp.models import ImageReference, SubmitRequest, VideoInput
+from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, SubmitRequest, VideoInput
 from apimp_video_mcp.polling import Clock
 from apimp_video_mcp.resources import register_resources
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
@@ -51,7 +51,7 @@ Each submitted task costs credits: do not resubmit a task that is merely still r
 TaskId = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$",
+        pattern=TASK_ID_PATTERN,
         description="The task id returned by submit_video, e.g. 'task_abc123'.",
     ),
 ]
