@@ -22,12 +22,12 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import BlobResourceContents, TextResourceContents, Tool
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.apps import PLAYER_URI, POLL_TOOL
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.journal import TaskJournal
 from apimp_video_mcp.models import TASK_ID_PATTERN, TaskFile, TaskSnapshot
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import sample_video
+from apimp_video_mcp.store import SqliteTaskStore
+from apimp_video_mcp.view.wiring import PLAYER_URI, POLL_TOOL
 from tests.support import Mode, Upstream, fast_settings, structured, text_of
 from tests.test_transports import console_script, server_environment
 
@@ -153,7 +153,7 @@ async def test_a_result_origin_seen_in_the_journal_is_declared_when_the_page_is_
     apps_client: Client, settings: Settings
 ) -> None:
     before = declared_origins(await read_player(apps_client))
-    journal = await TaskJournal.open(settings.journal_path)  # the server's journal, from outside
+    journal = await SqliteTaskStore.open(settings.journal_path)  # the server's journal, from outside
     try:
         await journal.record_status(
             TaskSnapshot(
@@ -278,7 +278,7 @@ async def test_a_failing_apimp_gives_the_view_the_last_known_status(
 async def test_the_estimate_comes_from_earlier_tasks_of_the_same_model(
     apps_client: Client, upstream: Upstream, settings: Settings
 ) -> None:
-    journal = await TaskJournal.open(settings.journal_path)
+    journal = await SqliteTaskStore.open(settings.journal_path)
     try:
         for index, seconds in enumerate((40, 50, 60)):
             entry_id = await journal.record_submission(VEO, {"model": VEO, "input": {"prompt": "x"}})

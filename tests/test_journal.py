@@ -15,12 +15,12 @@ import httpx2
 import pytest
 from mcp import Client
 
-from apimp_video_mcp.client import ApimpClient
-from apimp_video_mcp.journal import TaskJournal
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
+from apimp_video_mcp.store import SqliteTaskStore
+from apimp_video_mcp.upstream.client import ApimpClient
 from tests.support import Upstream, fast_settings, structured, text_of
 from tests.test_transports import http_server_process
 
@@ -30,8 +30,8 @@ SUBMIT = {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a hot a
 
 
 @pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[TaskJournal]:
-    opened = await TaskJournal.open(tmp_path / "journal.sqlite3")
+async def journal(tmp_path: Path) -> AsyncIterator[SqliteTaskStore]:
+    opened = await SqliteTaskStore.open(tmp_path / "journal.sqlite3")
     yield opened
     await opened.close()
 
@@ -40,7 +40,7 @@ def snapshot(task_id: str, status: str, progress: int | None = None) -> TaskSnap
     return TaskSnapshot.from_wire({"task_id": task_id, "status": status, "progress": progress})
 
 
-async def test_a_submission_is_written_before_it_is_sent_and_settled_after(journal: TaskJournal) -> None:
+async def test_a_submission_is_written_before_it_is_sent_and_settled_after(journal: SqliteTaskStore) -> None:
     entry_id = await journal.record_submission("sora-2", {"model": "sora-2", "input": {"prompt": "x"}})
     pending = await journal.get(entry_id)
     await journal.record_accepted(entry_id, snapshot("task_1", "not_started"))
@@ -55,7 +55,7 @@ async def test_a_submission_is_written_before_it_is_sent_and_settled_after(journ
     assert accepted.status == "not_started"
 
 
-async def test_every_change_is_an_event_and_repeats_are_not(journal: TaskJournal) -> None:
+async def test_every_change_is_an_event_and_repeats_are_not(journal: SqliteTaskStore) -> None:
     entry_id = await journal.record_submission("sora-2", {})
     await journal.record_accepted(entry_id, snapshot("task_1", "not_started"))
     for state in [("running", 10), ("running", 10), ("running", 55), ("finished", 100)]:
@@ -75,11 +75,11 @@ async def test_every_change_is_an_event_and_repeats_are_not(journal: TaskJournal
 
 async def test_a_submit_cut_off_by_a_crash_is_read_back_as_unknown(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
-    first = await TaskJournal.open(path)
+    first = await SqliteTaskStore.open(path)
     entry_id = await first.record_submission("sora-2", {"model": "sora-2"})
     await first.close()  # the process "dies" with the request in flight
 
-    second = await TaskJournal.open(path)
+    second = await SqliteTaskStore.open(path)
     entry = await second.get(entry_id)
     await second.close()
 
@@ -88,7 +88,7 @@ async def test_a_submit_cut_off_by_a_crash_is_read_back_as_unknown(tmp_path: Pat
     assert entry.status == "submit_outcome_unknown"
 
 
-async def test_recent_is_newest_first_filtered_and_limited(journal: TaskJournal) -> None:
+async def test_recent_is_newest_first_filtered_and_limited(journal: SqliteTaskStore) -> None:
     for number in range(5):
         entry_id = await journal.record_submission("sora-2", {})
         await journal.record_accepted(
@@ -226,7 +226,7 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
         poll_ceiling_seconds=0.2,
         progress_heartbeat_seconds=1.0,  # 200 waiters beating every 20 ms would only measure the CPU
     )
-    journal = await TaskJournal.open(settings.journal_path)
+    journal = await SqliteTaskStore.open(settings.journal_path)
     statement_threads: set[int] = set()
     assert journal._connection is not None
     journal._connection.set_trace_callback(lambda _: statement_threads.add(threading.get_ident()))

@@ -12,8 +12,8 @@ from apimp_video_mcp.catalog import MODEL_SPECS, VIDEO_MODEL_IDS, aspect_ratio_f
 from apimp_video_mcp.errors import InvalidRequestError
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, VeoMetadata
 from apimp_video_mcp.results import EffectiveFormat
-from apimp_video_mcp.schema import publishable_input_schema
 from apimp_video_mcp.server import build_tools
+from apimp_video_mcp.server.schema import publishable_input_schema
 
 
 def request(model: str = "veo-3.1-generate-preview", **input_: Any) -> SubmitRequest:

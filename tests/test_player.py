@@ -7,8 +7,8 @@ import pytest
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.journal import JournalEntry
-from apimp_video_mcp.player import (
+from apimp_video_mcp.store import JournalEntry
+from apimp_video_mcp.view.player import (
     configured_media_origins,
     estimate,
     next_poll_seconds,

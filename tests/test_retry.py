@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apimp_video_mcp.retry import (
+from apimp_video_mcp.upstream.retry import (
     RetryPolicy,
     backoff_delay_seconds,
     is_retryable_status,

@@ -402,7 +402,7 @@ async def test_every_request_is_recorded_before_it_is_judged(
 
 
 def test_the_bundled_sample_is_a_small_mp4() -> None:
-    data = (files("apimp_video_mcp") / "assets" / "sample.mp4").read_bytes()
+    data = (files("apimp_video_mcp.simulator") / "assets" / "sample.mp4").read_bytes()
     assert data == sample_video()
     assert data[4:8] == b"ftyp"
     assert b"avc1" in data[:64]

@@ -29,9 +29,9 @@ from apimp_video_mcp.local_files import (
     local_path,
     sniff_image_type,
 )
-from apimp_video_mcp.multipart import MultipartFileBody
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
+from apimp_video_mcp.upstream.multipart import MultipartFileBody
 from tests.support import Mode, Upstream, fast_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

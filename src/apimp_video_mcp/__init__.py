@@ -1,12 +1,12 @@
-"""apimp-video-mcp: an MCP server that generates videos (Veo 3, Sora 2) through the APIMP task API.
+"""apimp-video-mcp: an MCP server that generates videos (Google Veo 3) through the APIMP task API.
 
-The package reads top to bottom as the design: `defaults` and `config` (settings), `errors`,
-`catalog` and `models` (what APIMP accepts and answers), `retry` and `client` (the HTTP side),
-`polling` and `downloads` (waiting and saving), `local_files`, `multipart` and `uploads` (local
-images turned into hosted URLs, safely), `service` (the plain video service), `results` (what tools
-answer), `schema` and `server` (the MCP face), `player` and `apps` (the live player view for hosts
-that render MCP Apps; the page itself is `ui/player.html`), `simulator` and `simulator_uploads` (a
-local APIMP) and `cli`.
+The folders are the design. At the top sits the plain domain, which knows nothing of MCP:
+`defaults` and `config` (settings), `errors`, `catalog` and `models` (what APIMP accepts and
+answers), `polling` and `downloads` (waiting and saving), `local_files` (which local images may
+be read), `results` (what the service answers) and `service` (the video service itself).
+`upstream/` is the APIMP side (the HTTP client, retry rules, uploads); `store/` is the task
+journal behind its `TaskStore` interface. `server/` is the MCP face over the service, `view/` the
+live player for hosts that render MCP Apps, `simulator/` a local APIMP, and `cli` starts it all.
 """
 
 from importlib.metadata import version

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, get_args
+from typing import get_args
 
 import anyio
 from pydantic import SecretStr
@@ -20,11 +20,6 @@ from pydantic import SecretStr
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from mcp.server import MCPServer
-
-    from apimp_video_mcp.server import AppContext
 
 logger = logging.getLogger("apimp_video_mcp")
 
@@ -77,11 +72,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from apimp_video_mcp.server import build_server
+    from apimp_video_mcp.server import serve
 
     settings = Settings.from_env()
     if not args.simulate:
-        await _run(build_server(settings, log_level=args.log_level, transport=args.transport), args)
+        await serve(
+            settings, log_level=args.log_level, transport=args.transport, host=args.host, port=args.port
+        )
         return
 
     from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
@@ -102,14 +99,9 @@ async def _serve(args: argparse.Namespace) -> None:
                 "poll_floor_seconds": min(settings.poll_floor_seconds, ceiling),
             }
         )
-        await _run(build_server(settings, log_level=args.log_level, transport=args.transport), args)
-
-
-async def _run(server: MCPServer[AppContext], args: argparse.Namespace) -> None:
-    if args.transport == "stdio":
-        await server.run_stdio_async()
-    else:
-        await server.run_streamable_http_async(host=args.host, port=args.port)
+        await serve(
+            settings, log_level=args.log_level, transport=args.transport, host=args.host, port=args.port
+        )
 
 
 async def _simulate_only(args: argparse.Namespace) -> None:

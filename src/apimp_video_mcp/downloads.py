@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx2
 
-from apimp_video_mcp.client import ApimpClient
 from apimp_video_mcp.errors import DownloadError
+from apimp_video_mcp.upstream.client import ApimpClient
 
 _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _DEFAULT_EXTENSION: Final = ".mp4"

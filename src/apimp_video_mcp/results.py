@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp.catalog import MODEL_SPECS, VideoModelId, aspect_ratio_for_size, resolution_for_size
-from apimp_video_mcp.journal import EntryStatus, JournalEntry
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, TaskStatus
+from apimp_video_mcp.store import EntryStatus, JournalEntry
 
 Source = Literal["metadata", "input", "size", "model default"]
 

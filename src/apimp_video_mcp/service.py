@@ -14,7 +14,6 @@ import anyio
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import typical_generation_seconds
-from apimp_video_mcp.client import ApimpClient
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.downloads import download_video, video_filename
 from apimp_video_mcp.errors import (
@@ -26,7 +25,6 @@ from apimp_video_mcp.errors import (
     UpstreamRejectedError,
     UpstreamUnreachableError,
 )
-from apimp_video_mcp.journal import EntryStatus, JournalEntry, TaskJournal
 from apimp_video_mcp.local_files import LocalFilePolicy
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
 from apimp_video_mcp.polling import (
@@ -46,7 +44,9 @@ from apimp_video_mcp.results import (
     UploadResult,
     WaitResult,
 )
-from apimp_video_mcp.uploads import ImageUploader
+from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskStore
+from apimp_video_mcp.upstream.client import ApimpClient
+from apimp_video_mcp.upstream.uploads import ImageUploader
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class VideoService:
         self,
         settings: Settings,
         client: ApimpClient,
-        journal: TaskJournal,
+        journal: TaskStore,
         *,
         local_files: LocalFilePolicy | None = None,
         clock: Clock | None = None,

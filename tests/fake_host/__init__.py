@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from apimp_video_mcp.apps import PLAYER_URI
 from apimp_video_mcp.simulator import running_app
+from apimp_video_mcp.view.wiring import PLAYER_URI
 
 CspMode = Literal["declared", "default"]
 

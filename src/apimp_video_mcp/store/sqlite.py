@@ -1,9 +1,6 @@
-"""The task journal: a durable record of every task, so nothing an agent paid for is lost.
+"""The SQLite task store: the embedded default, one file beside the user's data.
 
-A submitted video costs money, and a task id in a chat transcript is a fragile receipt: close
-the host or crash the server mid-wait and it is gone. Every submit is written here BEFORE it is
-sent (so even a crash during the request leaves a trace), and every status seen afterwards is
-written through. The journal is SQLite in WAL mode; each call runs on a worker thread, one at a
+The journal is SQLite in WAL mode; each call runs on a worker thread, one at a
 time, so the event loop never blocks on the disk. It never stores the API key: only the request
 body, which holds none.
 """
@@ -16,20 +13,15 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, Field
 
-from apimp_video_mcp.models import TaskFile, TaskSnapshot
+from apimp_video_mcp.models import TaskSnapshot
+from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent
 
 T = TypeVar("T")
-
-# How a submit ended. "sending" survives only if the server died during the request; it is read
-# back as "unknown", because the task may or may not exist upstream.
-SubmitState = Literal["sending", "accepted", "unknown"]
-EntryStatus = Literal["not_started", "running", "finished", "failed", "submit_outcome_unknown"]
 
 MEMORY: Final = ":memory:"
 
@@ -63,63 +55,11 @@ CREATE INDEX IF NOT EXISTS events_by_entry ON task_events (entry_id, id);
 """
 
 
-class TaskEvent(BaseModel):
-    """One change of a task's status or progress, with when we saw it."""
-
-    at: str
-    status: str
-    progress: int | None
-
-
-class JournalEntry(BaseModel):
-    """Everything known about one task."""
-
-    entry_id: str = Field(
-        description="The journal's own id; the only handle of a submit whose outcome is unknown."
-    )
-    task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
-    model: str | None
-    request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
-    submit_state: SubmitState
-    status: EntryStatus
-    upstream_status: str | None
-    progress: int | None
-    video_urls: list[str]
-    local_paths: list[str]
-    error_message: str | None
-    created_time: str | None = Field(description="When APIMP created the task, as APIMP wrote it.")
-    finished_time: str | None
-    recorded_at: str = Field(description="When the journal first recorded the task (UTC).")
-    updated_at: str = Field(description="When the journal last changed (UTC).")
-    events: list[TaskEvent] = Field(
-        default_factory=list, description="Every status change seen, oldest first."
-    )
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in ("finished", "failed")
-
-    def to_snapshot(self) -> TaskSnapshot:
-        """The last status seen, as if APIMP had just said it (for tasks that can no longer change)."""
-        if self.task_id is None or self.status == "submit_outcome_unknown":
-            raise ValueError(f"{self.entry_id} has no known task to describe")
-        return TaskSnapshot(
-            task_id=self.task_id,
-            status=self.status,
-            upstream_status=self.upstream_status or self.status,
-            progress=self.progress,
-            created_time=self.created_time,
-            finished_time=self.finished_time,
-            error_message=self.error_message,
-            files=[TaskFile(file_url=url, file_type="video") for url in self.video_urls],
-        )
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class TaskJournal:
+class SqliteTaskStore:
     """The journal over one SQLite file (or memory), opened by its first statement.
 
     Opening on first use keeps the file out of the server's start-up (a host waits for the tool
@@ -134,7 +74,7 @@ class TaskJournal:
         self._limiter = anyio.CapacityLimiter(1)
 
     @classmethod
-    async def open(cls, path: Path | str) -> TaskJournal:
+    async def open(cls, path: Path | str) -> SqliteTaskStore:
         journal = cls(path)
         await journal._run(lambda db: None)
         return journal

@@ -47,14 +47,14 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ApimpError, VideoUnavailableError
 from apimp_video_mcp.models import TASK_ID_PATTERN
-from apimp_video_mcp.player import (
+from apimp_video_mcp.server.outcomes import answer, as_tool_errors
+from apimp_video_mcp.service import VideoService
+from apimp_video_mcp.view.player import (
     VIDEO_RESOURCE_PREFIX,
     PlayerService,
     PlayerStatus,
     configured_media_origins,
 )
-from apimp_video_mcp.service import VideoService
-from apimp_video_mcp.tool_results import answer, as_tool_errors
 
 PLAYER_URI: Final = "ui://apimp-video/player.html"
 VIDEO_URI_TEMPLATE: Final = VIDEO_RESOURCE_PREFIX + "{task_id}"
@@ -70,7 +70,7 @@ ServiceGetter = Callable[[], VideoService]
 @cache
 def player_html() -> str:
     """The view: one self-contained page shipped in the package (no CDN, no build step)."""
-    return (files("apimp_video_mcp") / "ui" / "player.html").read_text(encoding="utf-8")
+    return (files("apimp_video_mcp.view") / "ui" / "player.html").read_text(encoding="utf-8")
 
 
 def ui_meta(origins: Sequence[str]) -> dict[str, Any]:

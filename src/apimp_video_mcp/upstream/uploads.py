@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Final
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.client import ApimpClient
 from apimp_video_mcp.errors import (
     InvalidRequestError,
     UploadFailedError,
@@ -23,8 +22,9 @@ from apimp_video_mcp.errors import (
 )
 from apimp_video_mcp.local_files import LocalFilePolicy, LocalImage, is_local_reference
 from apimp_video_mcp.models import SubmitRequest, VideoInput
-from apimp_video_mcp.multipart import MultipartFileBody
 from apimp_video_mcp.results import UploadedImage, UploadResult
+from apimp_video_mcp.upstream.client import ApimpClient
+from apimp_video_mcp.upstream.multipart import MultipartFileBody
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from apimp_video_mcp.errors import (
     UpstreamUnreachableError,
     VideoUnavailableError,
 )
-from apimp_video_mcp.journal import JournalEntry
 from apimp_video_mcp.models import TaskStatus
 from apimp_video_mcp.service import VideoService
+from apimp_video_mcp.store import JournalEntry
 
 logger = logging.getLogger(__name__)
 

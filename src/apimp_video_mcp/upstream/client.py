@@ -30,8 +30,13 @@ from apimp_video_mcp.errors import (
     UpstreamUnreachableError,
 )
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, UploadedFile
-from apimp_video_mcp.multipart import MultipartFileBody
-from apimp_video_mcp.retry import RetryPolicy, is_retryable_status, parse_retry_after, retry_delay_seconds
+from apimp_video_mcp.upstream.multipart import MultipartFileBody
+from apimp_video_mcp.upstream.retry import (
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+    retry_delay_seconds,
+)
 
 logger = logging.getLogger(__name__)
 

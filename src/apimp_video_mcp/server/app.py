@@ -21,20 +21,20 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.apps import PlayerApp
 from apimp_video_mcp.catalog import VideoModelId
-from apimp_video_mcp.client import ApimpClient, SharedHttpClient
 from apimp_video_mcp.config import LogLevel, Settings
-from apimp_video_mcp.journal import EntryStatus, TaskJournal
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, SubmitRequest, VideoInput
 from apimp_video_mcp.polling import Clock
-from apimp_video_mcp.resources import register_resources
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
-from apimp_video_mcp.retry import RetryPolicy
-from apimp_video_mcp.schema import publishable_input_schema
+from apimp_video_mcp.server.outcomes import answer, as_tool_errors
+from apimp_video_mcp.server.resources import register_resources
+from apimp_video_mcp.server.schema import publishable_input_schema
 from apimp_video_mcp.service import VideoService
-from apimp_video_mcp.tool_results import answer, as_tool_errors
+from apimp_video_mcp.store import EntryStatus, SqliteTaskStore
+from apimp_video_mcp.upstream.client import ApimpClient, SharedHttpClient
+from apimp_video_mcp.upstream.retry import RetryPolicy
+from apimp_video_mcp.view.wiring import PlayerApp
 
 SERVER_NAME: Final = "apimp-video-mcp"
 
@@ -237,7 +237,7 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
         # Both open on first use, so the host gets its tool list without waiting for them.
-        journal = TaskJournal(resolved.journal_path)
+        journal = SqliteTaskStore(resolved.journal_path)
         http = SharedHttpClient(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
         policy = RetryPolicy(
             max_attempts=resolved.retry_max_attempts, base_delay_seconds=resolved.retry_base_delay_seconds
@@ -271,3 +271,14 @@ def build_server(
 
 
 __all__ = ["AppContext", "build_server", "build_tools"]
+
+
+async def serve(
+    settings: Settings, *, log_level: LogLevel, transport: Transport, host: str, port: int
+) -> None:
+    """Build the server and run it on one transport until the host ends it."""
+    server = build_server(settings, log_level=log_level, transport=transport)
+    if transport == "stdio":
+        await server.run_stdio_async()
+    else:
+        await server.run_streamable_http_async(host=host, port=port)

@@ -1,0 +1,19 @@
+"""The task store (the journal): every task's request, ids and statuses, durably.
+
+`interface` is the contract the service depends on, `records` the shapes it returns, and each
+backend lives in a module of its own (`sqlite`, the embedded default).
+"""
+
+from apimp_video_mcp.store.interface import TaskStore
+from apimp_video_mcp.store.records import EntryStatus, JournalEntry, SubmitState, TaskEvent
+from apimp_video_mcp.store.sqlite import MEMORY, SqliteTaskStore
+
+__all__ = [
+    "MEMORY",
+    "EntryStatus",
+    "JournalEntry",
+    "SqliteTaskStore",
+    "SubmitState",
+    "TaskEvent",
+    "TaskStore",
+]

@@ -1,0 +1,66 @@
+"""What a task store records about each task: the shapes every backend reads and writes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from apimp_video_mcp.models import TaskFile, TaskSnapshot
+
+# How a submit ended. "sending" survives only if the server died during the request; it is read
+# back as "unknown", because the task may or may not exist upstream.
+SubmitState = Literal["sending", "accepted", "unknown"]
+EntryStatus = Literal["not_started", "running", "finished", "failed", "submit_outcome_unknown"]
+
+
+class TaskEvent(BaseModel):
+    """One change of a task's status or progress, with when we saw it."""
+
+    at: str
+    status: str
+    progress: int | None
+
+
+class JournalEntry(BaseModel):
+    """Everything known about one task."""
+
+    entry_id: str = Field(
+        description="The journal's own id; the only handle of a submit whose outcome is unknown."
+    )
+    task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
+    model: str | None
+    request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
+    submit_state: SubmitState
+    status: EntryStatus
+    upstream_status: str | None
+    progress: int | None
+    video_urls: list[str]
+    local_paths: list[str]
+    error_message: str | None
+    created_time: str | None = Field(description="When APIMP created the task, as APIMP wrote it.")
+    finished_time: str | None
+    recorded_at: str = Field(description="When the journal first recorded the task (UTC).")
+    updated_at: str = Field(description="When the journal last changed (UTC).")
+    events: list[TaskEvent] = Field(
+        default_factory=list, description="Every status change seen, oldest first."
+    )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("finished", "failed")
+
+    def to_snapshot(self) -> TaskSnapshot:
+        """The last status seen, as if APIMP had just said it (for tasks that can no longer change)."""
+        if self.task_id is None or self.status == "submit_outcome_unknown":
+            raise ValueError(f"{self.entry_id} has no known task to describe")
+        return TaskSnapshot(
+            task_id=self.task_id,
+            status=self.status,
+            upstream_status=self.upstream_status or self.status,
+            progress=self.progress,
+            created_time=self.created_time,
+            finished_time=self.finished_time,
+            error_message=self.error_message,
+            files=[TaskFile(file_url=url, file_type="video") for url in self.video_urls],
+        )
