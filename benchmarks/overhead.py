@@ -63,7 +63,7 @@ async def run(calls: int) -> None:
             )
             async with Client(build_server(settings)) as client, Client(bare_server(http, auth)) as bare:
                 submitted = await client.call_tool(
-                    "submit_video", {"model": "sora-2", "input": {"prompt": "a long render"}}
+                    "submit_video", {"model": "veo-3.0-fast-generate-001", "input": {"prompt": "a render"}}
                 )
                 assert submitted.structured_content is not None
                 task_id = str(submitted.structured_content["task_id"])

@@ -12,7 +12,7 @@ from tests.support import Upstream, fast_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
-SUBMIT = {"model": "sora-2", "input": {"prompt": "a paper boat on a stream"}}
+SUBMIT = {"model": "veo-3.0-fast-generate-001", "input": {"prompt": "a paper boat on a stream"}}
 
 
 async def test_a_dead_host_means_nothing_was_submitted(tmp_path: Path) -> None:

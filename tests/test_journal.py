@@ -15,6 +15,7 @@ import httpx2
 import pytest
 from mcp import Client
 
+from apimp_video_mcp.catalog import VIDEO_MODEL_IDS
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.service import VideoService
@@ -26,6 +27,7 @@ from tests.test_transports import http_server_process
 
 pytestmark = pytest.mark.anyio
 
+VEO = "veo-3.1-generate-preview"
 SUBMIT = {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a hot air balloon over hills"}}
 
 
@@ -41,14 +43,15 @@ def snapshot(task_id: str, status: str, progress: int | None = None) -> TaskSnap
 
 
 async def test_a_submission_is_written_before_it_is_sent_and_settled_after(journal: SqliteTaskStore) -> None:
-    entry_id = await journal.record_submission("sora-2", {"model": "sora-2", "input": {"prompt": "x"}})
+    body = {"model": "veo-3.1-generate-preview", "input": {"prompt": "x"}}
+    entry_id = await journal.record_submission("veo-3.1-generate-preview", body)
     pending = await journal.get(entry_id)
     await journal.record_accepted(entry_id, snapshot("task_1", "not_started"))
     accepted = await journal.get("task_1")
 
     assert pending is not None
     assert pending.status == "submit_outcome_unknown"
-    assert pending.request == {"model": "sora-2", "input": {"prompt": "x"}}
+    assert pending.request == body
     assert accepted is not None
     assert accepted.entry_id == entry_id
     assert accepted.submit_state == "accepted"
@@ -56,7 +59,7 @@ async def test_a_submission_is_written_before_it_is_sent_and_settled_after(journ
 
 
 async def test_every_change_is_an_event_and_repeats_are_not(journal: SqliteTaskStore) -> None:
-    entry_id = await journal.record_submission("sora-2", {})
+    entry_id = await journal.record_submission("veo-3.1-generate-preview", {})
     await journal.record_accepted(entry_id, snapshot("task_1", "not_started"))
     for state in [("running", 10), ("running", 10), ("running", 55), ("finished", 100)]:
         await journal.record_status(snapshot("task_1", *state))
@@ -76,7 +79,7 @@ async def test_every_change_is_an_event_and_repeats_are_not(journal: SqliteTaskS
 async def test_a_submit_cut_off_by_a_crash_is_read_back_as_unknown(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     first = await SqliteTaskStore.open(path)
-    entry_id = await first.record_submission("sora-2", {"model": "sora-2"})
+    entry_id = await first.record_submission(VEO, {"model": VEO})
     await first.close()  # the process "dies" with the request in flight
 
     second = await SqliteTaskStore.open(path)
@@ -90,7 +93,7 @@ async def test_a_submit_cut_off_by_a_crash_is_read_back_as_unknown(tmp_path: Pat
 
 async def test_recent_is_newest_first_filtered_and_limited(journal: SqliteTaskStore) -> None:
     for number in range(5):
-        entry_id = await journal.record_submission("sora-2", {})
+        entry_id = await journal.record_submission("veo-3.1-generate-preview", {})
         await journal.record_accepted(
             entry_id, snapshot(f"task_{number}", "finished" if number % 2 else "running")
         )
@@ -195,7 +198,7 @@ async def test_the_resources_show_tasks_and_the_model_catalog(client: Client, up
     models = {model["model_id"]: model for model in catalog["models"]}
     assert models["veo-3.1-generate-preview"]["supports_4k"] is True
     assert models["veo-3.0-generate-001"]["supports_4k"] is False
-    assert models["sora-2-pro"]["sizes"] == ["720x1280", "1280x720", "1024x1792", "1792x1024"]
+    assert set(models) == set(VIDEO_MODEL_IDS)
     assert "aspectRatio" in catalog["metadata_fields"]
 
 

@@ -89,12 +89,6 @@ def test_without_size_the_model_defaults_are_reported() -> None:
     assert "default" in fmt.notes[0]
 
 
-def test_sora_reports_its_pixel_size() -> None:
-    fmt = EffectiveFormat.for_request(request("sora-2-pro", size="1024x1792", seconds=12))
-
-    assert (fmt.aspect_ratio, fmt.resolution, fmt.duration_seconds) == ("9:16", "1024x1792", 12)
-
-
 @pytest.mark.parametrize("model", ["veo-3.1-generate-preview", "veo-3.1-fast-generate-preview"])
 def test_4k_is_allowed_on_veo_3_1(model: str) -> None:
     request(model, metadata={"resolution": "4k"}).check_documented_rules()
@@ -117,7 +111,7 @@ def test_4k_on_veo_3_0_is_refused_naming_the_field() -> None:
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
 def test_a_blank_prompt_is_refused(prompt: str) -> None:
     with pytest.raises(ValidationError, match=r"blank|at least 1"):
-        SubmitRequest.model_validate({"model": "sora-2", "input": {"prompt": prompt}})
+        SubmitRequest.model_validate({"model": "veo-3.1-generate-preview", "input": {"prompt": prompt}})
 
 
 def test_every_model_has_a_spec() -> None:

@@ -65,7 +65,7 @@ def _entry(created: str | None, finished: str | None) -> JournalEntry:
     return JournalEntry(
         entry_id="entry_1",
         task_id="task_1",
-        model="sora-2",
+        model="veo-3.0-generate-001",
         request=None,
         submit_state="accepted",
         status="finished",

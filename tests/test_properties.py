@@ -53,8 +53,6 @@ def valid_arguments(draw: st.DrawFn) -> dict[str, Any]:
     body: dict[str, Any] = {"prompt": draw(prompts)}
     if draw(st.booleans()):
         body[draw(st.sampled_from(["duration", "seconds"]))] = draw(st.sampled_from(spec.durations_seconds))
-    if spec.sizes is not None and draw(st.booleans()):
-        body["size"] = draw(st.sampled_from(spec.sizes))
     if spec.family == "veo" and draw(st.booleans()):
         size = f"{draw(st.integers(1, 5000))}x{draw(st.integers(1, 5000))}"
         if resolution_for_size(size) in spec.resolutions:

@@ -154,11 +154,11 @@ def with_input(**fields: Any) -> dict[str, Any]:
         (b"[1, 2]", "request body must be a JSON object"),
         ({"input": {"prompt": "x"}}, "model is required"),
         ({"model": "veo-2", "input": {"prompt": "x"}}, 'model "veo-2" is not supported'),
-        ({"model": "sora-2"}, "input is required"),
-        ({"model": "sora-2", "input": "a cat"}, "input must be an object"),
-        ({"model": "sora-2", "input": {}}, "input.prompt is required"),
-        ({"model": "sora-2", "input": {"prompt": "   "}}, "input.prompt is required"),
-        ({"model": "sora-2", "input": {"prompt": 7}}, "input.prompt must be a string"),
+        ({"model": "veo-3.1-generate-preview"}, "input is required"),
+        ({"model": "veo-3.1-generate-preview", "input": "a cat"}, "input must be an object"),
+        ({"model": "veo-3.1-generate-preview", "input": {}}, "input.prompt is required"),
+        ({"model": "veo-3.1-generate-preview", "input": {"prompt": "   "}}, "input.prompt is required"),
+        ({"model": "veo-3.1-generate-preview", "input": {"prompt": 7}}, "input.prompt must be a string"),
         (with_input(aspect_ratio="16:9"), "input.aspect_ratio is not allowed"),
         (with_input(size="1280*720"), "input.size must be 'WxH' with positive integers"),
         (with_input(size="0x720"), "input.size must be 'WxH' with positive integers"),
@@ -191,7 +191,7 @@ async def test_invalid_submissions_are_400_naming_the_field(
         with_input(size="3840x2160"),  # short side 2160: the documented rule says 1080p
         with_input(metadata={"resolution": "1080p", "seed": 7, "anything": [1]}, duration=8, images=["u"]),
         {"model": "veo-3.1-generate-preview", "input": {"prompt": "x", "metadata": {"resolution": "4k"}}},
-        {"model": "sora-2-pro", "input": {"prompt": "x", "size": "1792x1024", "seconds": "12"}},
+        {"model": "veo-3.0-fast-generate-001", "input": {"prompt": "x", "size": "720x1280", "seconds": "8"}},
     ],
 )
 async def test_valid_submissions_are_accepted(client: httpx2.AsyncClient, body: Any) -> None:
@@ -239,12 +239,12 @@ async def test_time_scale_and_duration_function(clock: FakeClock) -> None:
 
     sim = Simulator(task_duration_seconds=duration, time_scale=30.0, clock=clock)
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim.app), base_url="http://sim") as c:
-        task_id = await submit(c, video(model="sora-2"))
+        task_id = await submit(c, video(model="veo-3.0-fast-generate-001"))
         clock.advance(1.9)
         assert (await status(c, task_id))["status"] == "running"
         clock.advance(0.1)
         assert (await status(c, task_id))["status"] == "finished"
-    assert models == ["sora-2"]
+    assert models == ["veo-3.0-fast-generate-001"]
 
 
 async def test_the_fail_marker_fails_the_task_at_sixty_percent(
@@ -386,7 +386,7 @@ async def test_every_request_is_recorded_before_it_is_judged(
 ) -> None:
     sim.inject_fault(path_prefix=STATUS, status=500)
     await client.post(SUBMIT, json=video(), headers={"Authorization": "Bearer nope", "X-Trace": "1"})
-    await client.post(SUBMIT, json={"model": "sora-2"}, headers=AUTH)
+    await client.post(SUBMIT, json={"model": "veo-3.1-generate-preview"}, headers=AUTH)
     await client.get(STATUS + "task_x", headers=AUTH)
 
     unauthorized, invalid, faulted = sim.received
@@ -395,7 +395,7 @@ async def test_every_request_is_recorded_before_it_is_judged(
     assert unauthorized.headers["authorization"] == "Bearer nope"
     assert unauthorized.headers["x-trace"] == "1"
     assert unauthorized.json() == video()
-    assert invalid.json() == {"model": "sora-2"}
+    assert invalid.json() == {"model": "veo-3.1-generate-preview"}
     assert (faulted.method, faulted.path, faulted.body) == ("GET", STATUS + "task_x", b"")
     assert sim.requests_to(SUBMIT) == [unauthorized, invalid]
     assert sim.requests_to("/api/", method="get") == [faulted]
@@ -415,7 +415,6 @@ def test_veo_like_durations_are_plausible() -> None:
     for model, low, high in [("veo-3.0-fast-generate-001", 30, 90), ("veo-3.1-generate-preview", 60, 360)]:
         samples = [veo_like_duration(model, rng) for _ in range(200)]
         assert all(low <= s <= high for s in samples)
-    assert all(30 <= veo_like_duration(m, rng) <= 360 for m in ("sora-2", "sora-2-pro"))
 
 
 async def test_over_real_loopback(clock: FakeClock) -> None:

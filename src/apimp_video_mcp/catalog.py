@@ -1,8 +1,9 @@
-"""What each video model accepts, and the documented rule that turns `size` into a format.
+"""What each video model accepts, which were retired, and the rule that turns `size` into a format.
 
-APIMP documents the Veo 3 family on its own page; the Sora 2 page is not available, so its
-limits come from OpenAI's documentation (vendor docs, marked below). Rules live here as data,
-so the same facts check a request, describe the model to an agent and fill the README.
+APIMP documents the Veo 3 family on its own page. Rules live here as data, so the same facts
+check a request, describe the model to an agent and fill the README; each fact names its source
+and when it was checked. To add or retire a model, edit this module (and the price table in
+`pricing`): nothing else lists the models.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ VideoModelId = Literal[
     "veo-3.0-fast-generate-001",
     "veo-3.1-generate-preview",
     "veo-3.1-fast-generate-preview",
-    "sora-2",
-    "sora-2-pro",
 ]
 AspectRatio = Literal["16:9", "9:16"]
 Resolution = Literal["720p", "1080p", "4k"]
@@ -33,22 +32,18 @@ class ModelSpec:
     """One model's documented limits; `None` means the docs set no limit."""
 
     model_id: VideoModelId
-    family: Literal["veo", "sora"]
+    family: Literal["veo"]
     summary: str
     durations_seconds: tuple[int, ...]
     default_duration_seconds: int
     resolutions: tuple[Resolution, ...] = ()
-    sizes: tuple[str, ...] | None = None
     source: str = "APIMP Video API docs"
     # What polling expects before progress says more. APIMP publishes no timings; these are the
-    # middle of what Veo and Sora users report (tens of seconds for fast models, minutes otherwise).
+    # middle of what Veo users report (tens of seconds for fast models, minutes otherwise).
     typical_generation_seconds: float = 120.0
 
 
 _VEO_DURATIONS: Final = (4, 6, 8)  # Google's Veo 3 docs: 4, 6 or 8 seconds, 24 fps.
-_SORA_DURATIONS: Final = (4, 8, 12)  # OpenAI's Sora 2 docs.
-_SORA_SIZES: Final = ("720x1280", "1280x720")
-_SORA_PRO_SIZES: Final = (*_SORA_SIZES, "1024x1792", "1792x1024")
 
 MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
     spec.model_id: spec
@@ -89,27 +84,41 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             ("720p", "1080p", "4k"),
             typical_generation_seconds=45.0,
         ),
-        ModelSpec(
-            "sora-2",
-            "sora",
-            "OpenAI Sora 2: video with synced audio.",
-            _SORA_DURATIONS,
-            4,
-            sizes=_SORA_SIZES,
-            source="OpenAI Sora 2 docs (APIMP's own page is not published)",
-            typical_generation_seconds=90.0,
-        ),
-        ModelSpec(
-            "sora-2-pro",
-            "sora",
-            "OpenAI Sora 2 Pro: higher quality Sora, with larger portrait/landscape sizes.",
-            _SORA_DURATIONS,
-            4,
-            sizes=_SORA_PRO_SIZES,
-            source="OpenAI Sora 2 docs (APIMP's own page is not published)",
-            typical_generation_seconds=150.0,
-        ),
     )
+}
+
+
+@dataclass(frozen=True)
+class RetiredModel:
+    """A model APIMP served once and can serve no more: a request naming it is refused with this story."""
+
+    model_id: str
+    retired_on: str  # ISO date
+    retired_by: str
+    reason: str
+    source: str
+
+    def refusal(self) -> str:
+        available = ", ".join(VIDEO_MODEL_IDS)
+        return (
+            f"{self.model_id} was retired on {self.retired_on}: {self.reason}, so APIMP can no longer "
+            f"serve it. Choose one of the available models: {available}."
+        )
+
+
+def _sora_2(model_id: str) -> RetiredModel:
+    return RetiredModel(
+        model_id,
+        retired_on="2026-09-24",
+        retired_by="OpenAI",
+        reason="OpenAI switched off the Sora 2 models and its Videos API",
+        source="OpenAI's shutdown of Sora 2 and its Videos API, as recorded in this project's brief "
+        "(2026-12-02)",
+    )
+
+
+RETIRED_MODELS: Final[dict[str, RetiredModel]] = {
+    model.model_id: model for model in (_sora_2("sora-2"), _sora_2("sora-2-pro"))
 }
 
 

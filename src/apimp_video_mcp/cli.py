@@ -27,7 +27,7 @@ logger = logging.getLogger("apimp_video_mcp")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apimp-video-mcp",
-        description="MCP server for video generation (Veo 3, Sora 2) through APIMP. "
+        description="MCP server for video generation (Google Veo 3) through APIMP. "
         "Configured by APIMP_* environment variables; see the README.",
     )
     parser.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio")

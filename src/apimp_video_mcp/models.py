@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import (
     MODEL_SPECS,
+    RETIRED_MODELS,
     SIZE_PATTERN,
     AspectRatio,
     Resolution,
@@ -27,7 +29,7 @@ from apimp_video_mcp.errors import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
-DurationSeconds = Literal[4, 6, 8, 12]
+DurationSeconds = Literal[4, 6, 8]
 # A task id as APIMP issues them ("task_..."), and nothing that could escape the status URL's path.
 TASK_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 PersonGeneration = Literal["allow_all", "allow_adult", "dont_allow"]
@@ -47,7 +49,7 @@ ImageReference = Annotated[
     ),
 ]
 
-_DURATION_HELP: Final = "Veo 3 models: 4, 6 or 8 (Google's docs). Sora 2 models: 4, 8 or 12 (OpenAI's docs)."
+_DURATION_HELP: Final = "Veo 3 models: 4, 6 or 8 (Google's docs)."
 _IMAGE_HELP: Final = (
     "Either an http(s) URL, sent as is, or a local image file on the machine running this server: an "
     "absolute path, ~/..., a path relative to the server's working directory, or a file:// URL. A local "
@@ -57,6 +59,20 @@ _IMAGE_HELP: Final = (
     "inside the folders the server allows (APIMP_UPLOAD_ROOTS); a server reached over HTTP accepts "
     "no local path unless its operator allowed folders."
 )
+
+
+def _refuse_retired(value: object) -> object:
+    """A retired model id gets its own story (when, by whom, what to use) instead of a bare enum error.
+
+    It runs before the enum check, which publishes only the available models in the schema.
+    """
+    retired = RETIRED_MODELS.get(value) if isinstance(value, str) else None
+    if retired is not None:
+        raise PydanticCustomError("model_retired", retired.refusal())
+    return value
+
+
+ModelChoice = Annotated[VideoModelId, BeforeValidator(_refuse_retired)]
 
 
 class VeoMetadata(BaseModel):
@@ -143,8 +159,7 @@ class VideoInput(BaseModel):
         description="Frame size in pixels as 'WIDTHxHEIGHT', e.g. '1280x720'. On Veo the gateway maps it "
         "to aspectRatio (height > width gives 9:16, else 16:9) and resolution by the SHORT side: under "
         "1920 gives 720p, 1920 to 3839 gives 1080p, 3840 or more gives 4k. So 1920x1080 yields 720p; "
-        "set metadata.resolution for 1080p. Sora 2: 720x1280 or 1280x720; Sora 2 Pro also 1024x1792, "
-        "1792x1024.",
+        "set metadata.resolution for 1080p.",
     )
     duration: DurationSeconds | None = Field(
         default=None,
@@ -152,7 +167,7 @@ class VideoInput(BaseModel):
     )
     seconds: DurationSeconds | None = Field(
         default=None,
-        description=f"Clip length in seconds, the name Sora uses; same meaning as duration. {_DURATION_HELP}",
+        description=f"Clip length in seconds; another name APIMP accepts for duration. {_DURATION_HELP}",
     )
     image: ImageReference | None = Field(
         default=None,
@@ -180,7 +195,7 @@ class VideoInput(BaseModel):
 class SubmitRequest(BaseModel):
     """The body of `POST /api/generate/submit`: exactly the arguments of submit_video."""
 
-    model: VideoModelId
+    model: ModelChoice
     input: VideoInput
 
     def to_body(self) -> dict[str, Any]:
@@ -201,10 +216,6 @@ class SubmitRequest(BaseModel):
                     field,
                     f"{self.model} makes clips of {_choices(spec.durations_seconds)} seconds, not {value}.",
                 )
-        if spec.sizes is not None and self.input.size is not None and self.input.size not in spec.sizes:
-            raise InvalidRequestError(
-                "input.size", f"{self.model} accepts {_choices(spec.sizes)}, not {self.input.size!r}."
-            )
         if spec.family == "veo":
             self._check_veo_resolution(spec.resolutions)
 

@@ -1,6 +1,6 @@
 """Polling: one poller per task, an adaptive schedule, and waits that always end.
 
-APIMP's Veo and Sora tasks offer no callbacks, so every result is found by polling, and waiting
+APIMP's Veo tasks offer no callbacks, so every result is found by polling, and waiting
 is what this server spends its life doing. Three pieces:
 
 - `AdaptiveSchedule` decides when to ask next. It estimates the time left from what the status

@@ -22,7 +22,7 @@ class EffectiveFormat(BaseModel):
 
     aspect_ratio: str | None = Field(description="16:9 or 9:16 (Veo), or None if the model decides.")
     aspect_ratio_source: Source | None
-    resolution: str | None = Field(description="720p, 1080p or 4k on Veo; the pixel size on Sora.")
+    resolution: str | None = Field(description="720p, 1080p or 4k, or None if the model's default applies.")
     resolution_source: Source | None
     duration_seconds: int = Field(description="Clip length in seconds.")
     duration_source: Source
@@ -49,10 +49,7 @@ class EffectiveFormat(BaseModel):
         elif data.size is not None:
             aspect, aspect_source = aspect_ratio_for_size(data.size), "size"
 
-        if spec.family == "sora":
-            if data.size is not None:
-                resolution, resolution_source = data.size, "size"
-        elif metadata is not None and metadata.resolution is not None:
+        if metadata is not None and metadata.resolution is not None:
             resolution, resolution_source = metadata.resolution, "metadata"
         elif data.size is not None:
             resolution, resolution_source = resolution_for_size(data.size), "size"

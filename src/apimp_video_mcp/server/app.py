@@ -21,10 +21,9 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.catalog import VideoModelId
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
-from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, SubmitRequest, VideoInput
+from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, ModelChoice, SubmitRequest, VideoInput
 from apimp_video_mcp.polling import Clock
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
 from apimp_video_mcp.server.outcomes import answer, as_tool_errors
@@ -39,7 +38,7 @@ from apimp_video_mcp.view.wiring import PlayerApp
 SERVER_NAME: Final = "apimp-video-mcp"
 
 INSTRUCTIONS: Final = """\
-Generate videos with Google Veo 3 and OpenAI Sora 2 through APIMP.
+Generate videos with Google Veo 3 through APIMP.
 Workflow: submit_video creates a task and returns its task_id at once; then call wait_for_video
 with that task_id. wait_for_video returns when the video is ready, or after its timeout with the
 current status: a timeout is not a failure, call wait_for_video again. Finished videos are saved
@@ -81,11 +80,11 @@ def _service(ctx: Context[AppContext, Any]) -> VideoService:
 
 
 async def submit_video(
-    model: Annotated[VideoModelId, Field(description="The video model. veo-3.1 models can also render 4k.")],
+    model: Annotated[ModelChoice, Field(description="The video model. veo-3.1 models can also render 4k.")],
     input: VideoInput,  # the APIMP field's name: the arguments ARE the request body
     ctx: Context[AppContext, Any],
 ) -> Annotated[CallToolResult, SubmitResult]:
-    """Start generating a video with Veo 3 or Sora 2 through APIMP. Costs credits.
+    """Start generating a video with Google Veo 3 through APIMP. Costs credits.
 
     Returns a task_id at once; the video itself takes from tens of seconds to minutes. Then call
     wait_for_video with the task_id. The arguments are sent to APIMP exactly as given.

@@ -39,8 +39,6 @@ MODELS: Final = (
     "veo-3.0-fast-generate-001",
     "veo-3.1-generate-preview",
     "veo-3.1-fast-generate-preview",
-    "sora-2",
-    "sora-2-pro",
 )
 INPUT_KEYS: Final = frozenset({"prompt", "size", "image", "images", "duration", "seconds", "metadata"})
 FAIL_AT_FRACTION: Final = 0.6  # a doomed task fails at this fraction of its duration
@@ -73,9 +71,7 @@ def veo_like_duration(model: str, rng: random.Random) -> float:
     """
     if "fast" in model:
         return rng.triangular(30.0, 90.0, 45.0)
-    if model == "sora-2":
-        return rng.triangular(45.0, 240.0, 90.0)
-    return rng.triangular(60.0, 360.0, 120.0)  # veo standard models and sora-2-pro
+    return rng.triangular(60.0, 360.0, 120.0)  # the standard models
 
 
 def documented_resolution(width: int, height: int) -> str:
