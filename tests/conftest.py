@@ -7,22 +7,63 @@ sleeps for long, and every wait is bounded by `anyio.fail_after`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from mcp import Client
+from psycopg import sql
 from starlette.types import Receive, Scope, Send
 
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import Simulator, running_app
+from tests.postgres_server import binaries, start_postgres, with_database
 from tests.support import TASK_DURATION_SECONDS, Mode, Upstream, fast_settings
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server's URL: APIMP_TEST_POSTGRES_URL's, or one this session starts and stops.
+
+    Without PostgreSQL's binaries the tests that need it fail under CI=true and skip elsewhere.
+    """
+    configured = os.environ.get("APIMP_TEST_POSTGRES_URL", "").strip()
+    if configured:
+        yield configured
+        return
+    bin_dir = binaries()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql), nor APIMP_TEST_POSTGRES_URL set"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = start_postgres(bin_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database of its own for one test, dropped afterwards."""
+    name = f"apimp_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(postgres_server, name)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 class CurrentSimulator:

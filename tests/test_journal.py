@@ -1,4 +1,7 @@
-"""The task journal: every task is recorded before submit_video returns, and survives anything."""
+"""The task journal: every task is recorded before submit_video returns, and survives anything.
+
+The store's own contract, on both backends, is tested in `tests/store/`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import json
 import signal
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from mcp import Client
 
 from apimp_video_mcp.catalog import VIDEO_MODEL_IDS
-from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.models import SubmitRequest
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
@@ -29,80 +31,6 @@ pytestmark = pytest.mark.anyio
 
 VEO = "veo-3.1-generate-preview"
 SUBMIT = {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a hot air balloon over hills"}}
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[SqliteTaskStore]:
-    opened = await SqliteTaskStore.open(tmp_path / "journal.sqlite3")
-    yield opened
-    await opened.close()
-
-
-def snapshot(task_id: str, status: str, progress: int | None = None) -> TaskSnapshot:
-    return TaskSnapshot.from_wire({"task_id": task_id, "status": status, "progress": progress})
-
-
-async def test_a_submission_is_written_before_it_is_sent_and_settled_after(journal: SqliteTaskStore) -> None:
-    body = {"model": "veo-3.1-generate-preview", "input": {"prompt": "x"}}
-    entry_id = await journal.record_submission("veo-3.1-generate-preview", body)
-    pending = await journal.get(entry_id)
-    await journal.record_accepted(entry_id, snapshot("task_1", "not_started"))
-    accepted = await journal.get("task_1")
-
-    assert pending is not None
-    assert pending.status == "submit_outcome_unknown"
-    assert pending.request == body
-    assert accepted is not None
-    assert accepted.entry_id == entry_id
-    assert accepted.submit_state == "accepted"
-    assert accepted.status == "not_started"
-
-
-async def test_every_change_is_an_event_and_repeats_are_not(journal: SqliteTaskStore) -> None:
-    entry_id = await journal.record_submission("veo-3.1-generate-preview", {})
-    await journal.record_accepted(entry_id, snapshot("task_1", "not_started"))
-    for state in [("running", 10), ("running", 10), ("running", 55), ("finished", 100)]:
-        await journal.record_status(snapshot("task_1", *state))
-
-    entry = await journal.get("task_1", with_events=True)
-
-    assert entry is not None
-    assert [(event.status, event.progress) for event in entry.events] == [
-        ("not_started", None),
-        ("running", 10),
-        ("running", 55),
-        ("finished", 100),
-    ]
-    assert entry.is_terminal
-
-
-async def test_a_submit_cut_off_by_a_crash_is_read_back_as_unknown(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
-    first = await SqliteTaskStore.open(path)
-    entry_id = await first.record_submission(VEO, {"model": VEO})
-    await first.close()  # the process "dies" with the request in flight
-
-    second = await SqliteTaskStore.open(path)
-    entry = await second.get(entry_id)
-    await second.close()
-
-    assert entry is not None
-    assert entry.submit_state == "unknown"
-    assert entry.status == "submit_outcome_unknown"
-
-
-async def test_recent_is_newest_first_filtered_and_limited(journal: SqliteTaskStore) -> None:
-    for number in range(5):
-        entry_id = await journal.record_submission("veo-3.1-generate-preview", {})
-        await journal.record_accepted(
-            entry_id, snapshot(f"task_{number}", "finished" if number % 2 else "running")
-        )
-
-    newest = await journal.recent(limit=3)
-    finished = await journal.recent(status="finished")
-
-    assert [entry.task_id for entry in newest] == ["task_4", "task_3", "task_2"]
-    assert [entry.task_id for entry in finished] == ["task_3", "task_1"]
 
 
 async def test_submit_video_records_the_task_before_it_returns(client: Client) -> None:

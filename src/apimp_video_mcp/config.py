@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.store.selection import is_postgres_url
 
 APP_NAME: Final = "apimp-video-mcp"
 
@@ -56,7 +57,8 @@ class Settings(BaseModel):
     api_key: SecretStr | None = None
     base_url: str = defaults.DEFAULT_BASE_URL
     download_dir: Path = Field(default_factory=default_download_dir)
-    # A file path, or ":memory:" for a journal that lasts only as long as the process.
+    # A file path, ":memory:" for a journal that lasts only as long as the process, or a
+    # postgresql:// URL for a journal shared by the instances of a cluster.
     journal_path: str = Field(default_factory=default_journal_path)
     wait_timeout_seconds: Annotated[float, Field(gt=0, le=defaults.MAX_WAIT_TIMEOUT_SECONDS)] = (
         defaults.DEFAULT_WAIT_TIMEOUT_SECONDS
@@ -87,7 +89,9 @@ class Settings(BaseModel):
     @field_validator("journal_path")
     @classmethod
     def _absolute_journal(cls, path: str) -> str:
-        return path if path == ":memory:" else str(Path(path).expanduser().absolute())
+        if path == ":memory:" or is_postgres_url(path):
+            return path
+        return str(Path(path).expanduser().absolute())
 
     @field_validator("upload_roots", mode="before")
     @classmethod

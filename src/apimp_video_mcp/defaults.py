@@ -85,3 +85,11 @@ UI_ESTIMATE_MIN_SAMPLES: Final = 3
 UI_ESTIMATE_RECENT_TASKS: Final = 200
 # Result-file origins seen in this many recent finished tasks are declared in the view's CSP.
 UI_SEEN_ORIGINS_RECENT_TASKS: Final = 50
+
+# --- The PostgreSQL task store (a cluster's shared journal) ----------------------------------
+# Journal statements are short; a few connections serve an instance's thousand waiters, and a
+# PostgreSQL server's default 100 connections then admit a dozen instances or more.
+POSTGRES_POOL_MIN_CONNECTIONS: Final = 1
+POSTGRES_POOL_MAX_CONNECTIONS: Final = 8
+# Long enough for a database on another host to answer, short enough that a wrong URL is told soon.
+POSTGRES_CONNECT_TIMEOUT_SECONDS: Final = 10.0

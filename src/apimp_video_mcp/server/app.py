@@ -30,7 +30,7 @@ from apimp_video_mcp.server.outcomes import answer, as_tool_errors
 from apimp_video_mcp.server.resources import register_resources
 from apimp_video_mcp.server.schema import publishable_input_schema
 from apimp_video_mcp.service import VideoService
-from apimp_video_mcp.store import EntryStatus, SqliteTaskStore
+from apimp_video_mcp.store import EntryStatus, task_store_for
 from apimp_video_mcp.upstream.client import ApimpClient, SharedHttpClient
 from apimp_video_mcp.upstream.retry import RetryPolicy
 from apimp_video_mcp.view.wiring import PlayerApp
@@ -236,7 +236,7 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
         # Both open on first use, so the host gets its tool list without waiting for them.
-        journal = SqliteTaskStore(resolved.journal_path)
+        journal = task_store_for(resolved.journal_path)
         http = SharedHttpClient(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
         policy = RetryPolicy(
             max_attempts=resolved.retry_max_attempts, base_delay_seconds=resolved.retry_base_delay_seconds

@@ -1,11 +1,13 @@
 """The task store (the journal): every task's request, ids and statuses, durably.
 
 `interface` is the contract the service depends on, `records` the shapes it returns, and each
-backend lives in a module of its own (`sqlite`, the embedded default).
+backend lives in a module of its own (`sqlite`, the embedded default; `postgres`, a cluster's
+shared journal), chosen by `selection`; `migrations` versions the schema of both.
 """
 
 from apimp_video_mcp.store.interface import TaskStore
 from apimp_video_mcp.store.records import EntryStatus, JournalEntry, SubmitState, TaskEvent
+from apimp_video_mcp.store.selection import is_postgres_url, task_store_for
 from apimp_video_mcp.store.sqlite import MEMORY, SqliteTaskStore
 
 __all__ = [
@@ -16,4 +18,6 @@ __all__ = [
     "SubmitState",
     "TaskEvent",
     "TaskStore",
+    "is_postgres_url",
+    "task_store_for",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -64,3 +66,24 @@ class JournalEntry(BaseModel):
             error_message=self.error_message,
             files=[TaskFile(file_url=url, file_type="video") for url in self.video_urls],
         )
+
+
+def new_entry_id() -> str:
+    """The journal's own id for an entry: random, so instances sharing a store never collide."""
+    return f"entry_{secrets.token_hex(8)}"
+
+
+def stored_entry(columns: Mapping[str, Any]) -> JournalEntry:
+    """An entry from a backend's row (its JSON already decoded), as every backend reads it back.
+
+    A submit that was never accepted reads as `submit_outcome_unknown`, and one still "sending"
+    as "unknown": its server may have died mid-request, so the task may or may not exist.
+    """
+    submit_state = columns["submit_state"]
+    return JournalEntry.model_validate(
+        {
+            **columns,
+            "submit_state": "unknown" if submit_state == "sending" else submit_state,
+            "status": columns["status"] if submit_state == "accepted" else "submit_outcome_unknown",
+        }
+    )

@@ -8,7 +8,6 @@ body, which holds none.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,40 +18,12 @@ import anyio
 import anyio.to_thread
 
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent
+from apimp_video_mcp.store.migrations import migrate_sqlite
+from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent, new_entry_id, stored_entry
 
 T = TypeVar("T")
 
 MEMORY: Final = ":memory:"
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS tasks (
-    entry_id TEXT PRIMARY KEY,
-    task_id TEXT UNIQUE,
-    model TEXT,
-    request_json TEXT,
-    submit_state TEXT NOT NULL,
-    status TEXT NOT NULL,
-    upstream_status TEXT,
-    progress INTEGER,
-    video_urls_json TEXT NOT NULL DEFAULT '[]',
-    local_paths_json TEXT NOT NULL DEFAULT '[]',
-    error_message TEXT,
-    created_time TEXT,
-    finished_time TEXT,
-    recorded_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_by_recency ON tasks (recorded_at DESC);
-CREATE TABLE IF NOT EXISTS task_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    entry_id TEXT NOT NULL REFERENCES tasks (entry_id) ON DELETE CASCADE,
-    at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    progress INTEGER
-);
-CREATE INDEX IF NOT EXISTS events_by_entry ON task_events (entry_id, id);
-"""
 
 
 def _now() -> str:
@@ -86,7 +57,7 @@ class SqliteTaskStore:
 
     async def record_submission(self, model: str, request: dict[str, Any]) -> str:
         """Write the request down before it is sent; returns the new entry's id."""
-        entry_id = f"entry_{secrets.token_hex(8)}"
+        entry_id = new_entry_id()
 
         def insert(db: sqlite3.Connection) -> None:
             now = _now()
@@ -129,12 +100,13 @@ class SqliteTaskStore:
         def upsert(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT entry_id FROM tasks WHERE task_id = ?", (snapshot.task_id,)).fetchone()
             if row is None:
-                entry_id = f"entry_{secrets.token_hex(8)}"
+                entry_id = new_entry_id()
                 now = _now()
+                # Its first status is written below, as an event, like any other.
                 db.execute(
                     "INSERT INTO tasks (entry_id, task_id, submit_state, status, recorded_at, updated_at)"
-                    " VALUES (?, ?, 'accepted', ?, ?, ?)",
-                    (entry_id, snapshot.task_id, snapshot.status, now, now),
+                    " VALUES (?, ?, 'accepted', 'submit_outcome_unknown', ?, ?)",
+                    (entry_id, snapshot.task_id, now, now),
                 )
             else:
                 entry_id = row[0]
@@ -205,7 +177,7 @@ def _connect(location: str) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")  # another server process may share the file
-    db.executescript(_SCHEMA)
+    migrate_sqlite(db)
     # A submit still "sending" belongs to a server that died mid-request: its outcome is unknown.
     with db:
         db.execute("UPDATE tasks SET submit_state = 'unknown' WHERE submit_state = 'sending'")
@@ -239,23 +211,12 @@ def _write_snapshot(db: sqlite3.Connection, entry_id: str, snapshot: TaskSnapsho
 
 
 def _entry(row: sqlite3.Row) -> JournalEntry:
-    status = row["status"]
-    if row["submit_state"] != "accepted":
-        status = "submit_outcome_unknown"
-    return JournalEntry(
-        entry_id=row["entry_id"],
-        task_id=row["task_id"],
-        model=row["model"],
-        request=json.loads(row["request_json"]) if row["request_json"] else None,
-        submit_state="unknown" if row["submit_state"] == "sending" else row["submit_state"],
-        status=status,
-        upstream_status=row["upstream_status"],
-        progress=row["progress"],
-        video_urls=json.loads(row["video_urls_json"]),
-        local_paths=json.loads(row["local_paths_json"]),
-        error_message=row["error_message"],
-        created_time=row["created_time"],
-        finished_time=row["finished_time"],
-        recorded_at=row["recorded_at"],
-        updated_at=row["updated_at"],
+    columns = dict(zip(row.keys(), row, strict=True))
+    return stored_entry(
+        {
+            **columns,
+            "request": json.loads(columns["request_json"]) if columns["request_json"] else None,
+            "video_urls": json.loads(columns["video_urls_json"]),
+            "local_paths": json.loads(columns["local_paths_json"]),
+        }
     )

@@ -1,0 +1,250 @@
+"""The PostgreSQL task store: one journal shared by every instance of a cluster.
+
+Selected by `APIMP_JOURNAL=postgresql://...`. It keeps the same records as the SQLite store
+(and passes the same tests), in PostgreSQL's own types: JSONB for the request and the URL lists,
+TIMESTAMPTZ for the journal's times, read back in the same ISO form as SQLite's.
+
+psycopg 3 speaks to the server: its async connections fit anyio on asyncio, its pool keeps a
+few connections for the instance's many waiters, and it sends no server-side prepared statements
+unless told to, so it works unchanged behind PgBouncer. Several instances write at once, so a
+status write locks its row (`FOR UPDATE`) before it decides whether the status changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from apimp_video_mcp import defaults
+from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.models import TaskSnapshot
+from apimp_video_mcp.store.migrations import migrate_postgresql
+from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent, new_entry_id, stored_entry
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+
+def describe_url(url: str) -> str:
+    """The database a URL names, for messages: host, port and name, never the password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "a PostgreSQL URL that cannot be parsed"
+    host = parts.get("host") or "localhost"
+    return f"postgresql://{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+class PostgresTaskStore:
+    """The journal in a PostgreSQL database, connected on its first statement.
+
+    Opening on first use keeps the database out of the server's start-up, as the SQLite store
+    does; `await PostgresTaskStore.open(url)` connects (and migrates) at once instead.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = defaults.POSTGRES_POOL_MIN_CONNECTIONS,
+        max_connections: int = defaults.POSTGRES_POOL_MAX_CONNECTIONS,
+    ) -> None:
+        self.url = url
+        self._min_connections = min_connections
+        self._max_connections = max_connections
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._opening = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"PostgresTaskStore({describe_url(self.url)!r})"
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresTaskStore:
+        store = cls(url)
+        await store._connections()
+        return store
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def record_submission(self, model: str, request: dict[str, Any]) -> str:
+        entry_id = new_entry_id()
+        await self._execute(
+            "INSERT INTO tasks (entry_id, model, request, submit_state, status, recorded_at, updated_at)"
+            " VALUES (%s, %s, %s, 'sending', 'submit_outcome_unknown', now(), now())",
+            (entry_id, model, Jsonb(request)),
+        )
+        return entry_id
+
+    async def record_accepted(self, entry_id: str, snapshot: TaskSnapshot) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE tasks SET task_id = %s, submit_state = 'accepted' WHERE entry_id = %s",
+                (snapshot.task_id, entry_id),
+            )
+            await _write_snapshot(conn, entry_id, snapshot)
+
+    async def record_unknown_outcome(self, entry_id: str) -> None:
+        await self._execute(
+            "UPDATE tasks SET submit_state = 'unknown', updated_at = now() WHERE entry_id = %s", (entry_id,)
+        )
+
+    async def discard(self, entry_id: str) -> None:
+        await self._execute("DELETE FROM tasks WHERE entry_id = %s", (entry_id,))
+
+    async def record_status(self, snapshot: TaskSnapshot) -> None:
+        async with self._transaction() as conn:
+            # A task first seen here was submitted elsewhere; another instance may see it at the
+            # same moment, and then one insert wins. Its first status is written below, as an event.
+            await conn.execute(
+                "INSERT INTO tasks (entry_id, task_id, submit_state, status, recorded_at, updated_at)"
+                " VALUES (%s, %s, 'accepted', 'submit_outcome_unknown', now(), now())"
+                " ON CONFLICT (task_id) DO NOTHING",
+                (new_entry_id(), snapshot.task_id),
+            )
+            cursor = await conn.execute("SELECT entry_id FROM tasks WHERE task_id = %s", (snapshot.task_id,))
+            row = await cursor.fetchone()
+            assert row is not None  # inserted above, or there already
+            await _write_snapshot(conn, row["entry_id"], snapshot)
+
+    async def record_local_paths(self, task_id: str, paths: Sequence[str]) -> None:
+        await self._execute(
+            "UPDATE tasks SET local_paths = %s, updated_at = now() WHERE task_id = %s",
+            (Jsonb(list(paths)), task_id),
+        )
+
+    async def get(self, task_id: str, *, with_events: bool = False) -> JournalEntry | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM tasks WHERE task_id = %s OR entry_id = %s", (task_id, task_id)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            entry = _entry(row)
+            if with_events:
+                cursor = await conn.execute(
+                    "SELECT at, status, progress FROM task_events WHERE entry_id = %s ORDER BY id",
+                    (entry.entry_id,),
+                )
+                entry.events = [
+                    TaskEvent(at=_timestamp(event["at"]), status=event["status"], progress=event["progress"])
+                    for event in await cursor.fetchall()
+                ]
+            return entry
+
+    async def recent(self, *, status: EntryStatus | None = None, limit: int = 20) -> list[JournalEntry]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM tasks WHERE %(status)s::text IS NULL OR status = %(status)s"
+                " ORDER BY recorded_at DESC, seq DESC LIMIT %(limit)s",
+                {"status": status, "limit": limit},
+            )
+            return [_entry(row) for row in await cursor.fetchall()]
+
+    # --- Connections ---------------------------------------------------------------------------
+
+    async def _connections(self) -> AsyncConnectionPool[Connection]:
+        """The pool, opened (after bringing the schema up to date) by the first caller."""
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._pool is None:
+                await self._migrate()
+                pool = AsyncConnectionPool(
+                    self.url,
+                    connection_class=Connection,
+                    kwargs={"autocommit": True, "row_factory": dict_row},
+                    min_size=self._min_connections,
+                    max_size=self._max_connections,
+                    timeout=defaults.POSTGRES_CONNECT_TIMEOUT_SECONDS,
+                    open=False,
+                )
+                await pool.open(wait=True, timeout=defaults.POSTGRES_CONNECT_TIMEOUT_SECONDS)
+                self._pool = pool
+        return self._pool
+
+    async def _migrate(self) -> None:
+        """Apply the schema migrations over one connection of its own, with a clear error if none."""
+        try:
+            conn = await Connection.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=int(defaults.POSTGRES_CONNECT_TIMEOUT_SECONDS),
+            )
+        except psycopg.OperationalError as exc:
+            raise ConfigurationError(
+                f"Cannot open the task journal at {describe_url(self.url)} (APIMP_JOURNAL): "
+                f"{_first_line(exc)}"
+            ) from None
+        async with conn:
+            await migrate_postgresql(conn)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        pool = await self._connections()
+        async with pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        async with self._connection() as conn, conn.transaction():
+            yield conn
+
+    async def _execute(self, query: str, params: Sequence[Any]) -> None:
+        async with self._connection() as conn:
+            await conn.execute(query, params)
+
+
+async def _write_snapshot(conn: Connection, entry_id: str, snapshot: TaskSnapshot) -> None:
+    """Write the status through, and an event when status or progress changed (inside a transaction)."""
+    cursor = await conn.execute(
+        "SELECT status, progress, submit_state FROM tasks WHERE entry_id = %s FOR UPDATE", (entry_id,)
+    )
+    previous = await cursor.fetchone()
+    await conn.execute(
+        "UPDATE tasks SET status = %s, upstream_status = %s, progress = %s, video_urls = %s,"
+        " error_message = %s, created_time = COALESCE(%s, created_time),"
+        " finished_time = COALESCE(%s, finished_time), updated_at = now() WHERE entry_id = %s",
+        (
+            snapshot.status,
+            snapshot.upstream_status,
+            snapshot.progress,
+            Jsonb(snapshot.video_urls),
+            snapshot.error_message,
+            snapshot.created_time,
+            snapshot.finished_time,
+            entry_id,
+        ),
+    )
+    if previous is None or (previous["status"], previous["progress"]) != (snapshot.status, snapshot.progress):
+        await conn.execute(
+            "INSERT INTO task_events (entry_id, at, status, progress) VALUES (%s, now(), %s, %s)",
+            (entry_id, snapshot.status, snapshot.progress),
+        )
+
+
+def _timestamp(value: datetime) -> str:
+    """The same ISO form the SQLite store writes: UTC, milliseconds."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _entry(row: Mapping[str, Any]) -> JournalEntry:
+    return stored_entry(
+        {**row, "recorded_at": _timestamp(row["recorded_at"]), "updated_at": _timestamp(row["updated_at"])}
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,54 @@
+"""The whole server on a PostgreSQL journal: APIMP_JOURNAL=postgresql://... is all it takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from apimp_video_mcp.config import Settings
+from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.server import build_server
+from apimp_video_mcp.store import task_store_for
+from tests.support import Upstream, fast_settings, structured
+
+pytestmark = pytest.mark.anyio
+
+SUBMIT = {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a lighthouse at dusk"}}
+
+
+async def test_tools_submit_wait_and_list_through_a_postgresql_journal(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    settings = fast_settings(upstream.base_url, tmp_path / "videos", journal_path=postgres_url)
+    async with Client(build_server(settings)) as client:
+        task_id = structured(await client.call_tool("submit_video", SUBMIT))["task_id"]
+        with anyio.fail_after(10):
+            waited = structured(await client.call_tool("wait_for_video", {"task_id": task_id}))
+        listed = structured(await client.call_tool("list_tasks", {}))
+        status = structured(await client.call_tool("get_status", {"task_id": task_id}))
+
+    assert waited["status"] == "finished"
+    assert [(entry["task_id"], entry["request"]) for entry in listed["tasks"]] == [(task_id, SUBMIT)]
+    assert status["source"] == "journal"
+    assert status["video_urls"] == waited["video_urls"]
+
+
+def test_a_postgresql_url_is_kept_as_it_is() -> None:
+    url = "postgresql://apimp@db.internal:5432/apimp?sslmode=require"
+
+    assert Settings.from_env({"APIMP_JOURNAL": url}).journal_path == url
+
+
+async def test_an_unreachable_database_is_named_without_its_password() -> None:
+    store = task_store_for("postgresql://apimp:hunter2@127.0.0.1:1/journal?connect_timeout=2")
+
+    with pytest.raises(ConfigurationError) as raised:
+        await store.recent()
+    await store.close()
+
+    assert "postgresql://127.0.0.1:1/journal" in str(raised.value)
+    assert "APIMP_JOURNAL" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
