@@ -230,7 +230,7 @@ async def test_many_waiters_on_one_task_share_one_stream_of_requests() -> None:
             await clock.advance(1.0)
 
     assert len(outcomes) == 10
-    assert all(outcome.snapshot.status == "finished" for outcome in outcomes)
+    assert all(outcome.snapshot and outcome.snapshot.status == "finished" for outcome in outcomes)
     assert len(upstream.polls) == len(set(upstream.polls)), "never two requests at the same moment"
     assert len(upstream.polls) < 15
 
@@ -329,6 +329,7 @@ async def test_transient_failures_are_ridden_out_and_permanent_ones_are_raised()
         for _ in range(60):
             await clock.advance(1.0)
 
+    assert outcomes[0].snapshot is not None
     assert outcomes[0].snapshot.status == "finished"
     assert upstream.polls[:3] == [0.0, 2.0, 11.0]  # backoff from the floor, then Retry-After
 

@@ -44,6 +44,9 @@ POLL_FLOOR_SECONDS: Final = 1.0
 POLL_CEILING_SECONDS: Final = 30.0
 # Hosts that reset their timeout on progress need to hear from us well inside 10 s.
 PROGRESS_HEARTBEAT_SECONDS: Final = 5.0
+# A status answer takes well under a second; one pending this long means APIMP is not answering,
+# and a wait that ends meanwhile says so (with the last status known).
+STATUS_ANSWER_OVERDUE_SECONDS: Final = 5.0
 
 # --- Downloads -------------------------------------------------------------------------------
 # An 8 s 4k Veo clip is about 60 MB; anything far beyond that is not a video we asked for.

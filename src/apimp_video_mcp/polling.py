@@ -186,6 +186,10 @@ class TaskPoller:
         self.version = 0
         self.error: Exception | None = None  # a permanent failure: followers raise it
         self.last_transient_error: str | None = None
+        # Since when APIMP has failed every request (the start of the first failed one); None
+        # while it answers. A request that never comes back is judged by `silent_since`.
+        self.failing_since: float | None = None
+        self.request_started_at: float | None = None  # while a request is pending
         self.followers = 0
         self.polls = 0
         self._changed = anyio.Event()
@@ -204,6 +208,15 @@ class TaskPoller:
         """Return once there is news newer than `version` (a status, or a failure)."""
         if self.version == version:
             await self._changed.wait()
+
+    def silent_since(self, now: float) -> float | None:
+        """Since when APIMP has given no answer: failing requests, or one pending far too long."""
+        if self.failing_since is not None:
+            return self.failing_since
+        started = self.request_started_at
+        if started is not None and now - started >= defaults.STATUS_ANSWER_OVERDUE_SECONDS:
+            return started
+        return None
 
 
 class PollerHub:
@@ -267,26 +280,34 @@ class PollerHub:
                     self._histories.pop(task_id, None)
 
     async def _poll(self, poller: TaskPoller) -> None:
+        """Ask, publish, sleep as the schedule says; failures back off (Retry-After wins)."""
         failures = 0
         with poller.scope:
             while True:
+                started = poller.request_started_at = self.clock.now()
                 try:
                     snapshot = await self._fetch(poller.task_id)
                 except TRANSIENT_ERRORS as exc:
                     failures += 1
+                    poller.request_started_at = None
                     poller.last_transient_error = str(exc)
+                    if poller.failing_since is None:
+                        poller.failing_since = started
                     retry_after = exc.retry_after_seconds if isinstance(exc, RateLimitedError) else None
                     logger.info("polling %s failed (%s); backing off", poller.task_id, exc)
                     poller.publish()
                     await self.clock.sleep(self.schedule.backoff_seconds(failures, retry_after))
                     continue
                 except Exception as exc:  # a permanent failure: unknown task, bad key, ...
+                    poller.request_started_at = None
                     poller.error = exc
                     poller.publish()
                     return
                 failures = 0
                 poller.polls += 1
+                poller.request_started_at = None
                 poller.last_transient_error = None
+                poller.failing_since = None
                 poller.latest = snapshot
                 poller.history.add(self.clock.now(), snapshot)
                 poller.publish()
@@ -306,8 +327,12 @@ class ProgressTracker:
     def __init__(self) -> None:
         self.last: float | None = None
 
-    def advance(self, snapshot: TaskSnapshot) -> float:
-        value = 100.0 if snapshot.is_terminal else min(float(snapshot.progress or 0), 99.0)
+    def advance(self, snapshot: TaskSnapshot | None) -> float:
+        """The next value: APIMP's progress if it moved, else a creep (also with no status at all)."""
+        if snapshot is None:
+            value = 0.0
+        else:
+            value = 100.0 if snapshot.is_terminal else min(float(snapshot.progress or 0), 99.0)
         if self.last is not None and value <= self.last:
             # Creep toward 100 without reaching it while APIMP's number stands still.
             value = self.last + max((99.0 - self.last) * 0.02, 0.001)
@@ -319,10 +344,14 @@ class ProgressTracker:
 
 @dataclass
 class WaitOutcome:
-    snapshot: TaskSnapshot
+    """How a wait ended. `snapshot` is None when APIMP never answered before the deadline."""
+
+    snapshot: TaskSnapshot | None
     timed_out: bool
     waited_seconds: float
     last_error: str | None = None
+    # How long APIMP had given no answer when the wait ended (failing, or not answering at all).
+    unreachable_for_seconds: float | None = None
 
 
 async def _news_or_timeout(poller: TaskPoller, seen: int, clock: Clock, seconds: float) -> None:
@@ -341,12 +370,24 @@ async def _news_or_timeout(poller: TaskPoller, seen: int, clock: Clock, seconds:
         group.start_soon(timeout)
 
 
-def describe(snapshot: TaskSnapshot, elapsed_seconds: float) -> str:
+def _elapsed(seconds: float) -> str:
+    minutes, whole = divmod(int(seconds), 60)
+    return f"{minutes}m{whole:02d}s" if minutes else f"{whole}s"
+
+
+def describe(
+    snapshot: TaskSnapshot | None, elapsed_seconds: float, silent_seconds: float | None = None
+) -> str:
     """A one-line progress message for the host to show."""
-    minutes, seconds = divmod(int(elapsed_seconds), 60)
-    elapsed = f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-    progress = f" {snapshot.progress}%" if snapshot.progress is not None and not snapshot.is_terminal else ""
-    return f"{snapshot.status.replace('_', ' ')}{progress}, waited {elapsed}"
+    if snapshot is None:
+        state = "waiting for APIMP's first answer"
+    else:
+        shown = snapshot.progress is not None and not snapshot.is_terminal
+        progress = f" {snapshot.progress}%" if shown else ""
+        state = f"{snapshot.status.replace('_', ' ')}{progress}"
+    if silent_seconds is not None and (snapshot is None or not snapshot.is_terminal):
+        state += f" (APIMP unreachable for {_elapsed(silent_seconds)})"
+    return f"{state}, waited {_elapsed(elapsed_seconds)}"
 
 
 async def wait_for_task(
@@ -358,16 +399,19 @@ async def wait_for_task(
     heartbeat_seconds: float = defaults.PROGRESS_HEARTBEAT_SECONDS,
     model: str | None = None,
 ) -> WaitOutcome:
-    """Follow the task until it is finished or failed, or the deadline passes.
+    """Follow the task until it is finished or failed, or the deadline passes, whichever is first.
 
-    A permanent failure of the first poll (an unknown task, a refused key) is raised; transient
-    failures are ridden out by the poller. Cancellation (the client gave up) leaves at once, and
-    the poller stops if this was its last follower.
+    The deadline holds whatever APIMP does: down, rate limiting, or a request that never comes
+    back. Progress is reported at every status and at least every heartbeat from the start,
+    also before the first answer. A permanent failure (an unknown task, a refused key) is
+    raised; transient failures are ridden out by the poller. Cancellation (the client gave up)
+    leaves at once, and the poller stops if this was its last follower.
     """
     clock = hub.clock
     start = clock.now()
     deadline = start + timeout_seconds
     tracker = ProgressTracker()
+    snapshot: TaskSnapshot | None = None
     async with hub.follow(task_id, model=model) as poller:
         seen = -1
         while True:
@@ -378,18 +422,16 @@ async def wait_for_task(
                 raise poller.error
             seen = poller.version
             snapshot = poller.latest
-            if snapshot is not None:
-                await report(tracker.advance(snapshot), describe(snapshot, clock.now() - start))
-                if snapshot.is_terminal:
-                    break
-            if clock.now() >= deadline:
-                if snapshot is None:  # not even one answer yet: wait for the first, however slow
-                    await poller.changed_since(seen)
-                    continue
+            now = clock.now()
+            silent_since = poller.silent_since(now)
+            silent_for = None if silent_since is None else now - silent_since
+            await report(tracker.advance(snapshot), describe(snapshot, now - start, silent_for))
+            if (snapshot is not None and snapshot.is_terminal) or now >= deadline:
                 break
     return WaitOutcome(
         snapshot=snapshot,
-        timed_out=not snapshot.is_terminal,
+        timed_out=snapshot is None or not snapshot.is_terminal,
         waited_seconds=clock.now() - start,
         last_error=poller.last_transient_error,
+        unreachable_for_seconds=silent_for,
     )

@@ -184,6 +184,12 @@ class WaitResult(TaskReport):
     waited_seconds: float
     saved_videos: list[SavedVideo] = Field(description="Videos saved locally (when download was on).")
     download_error: str | None = Field(description="Why saving failed, if it did; the URLs still work.")
+    upstream_unreachable_since: str | None = Field(
+        default=None,
+        description="Set when APIMP gave no answer during the end of this wait: since when (UTC). The "
+        "status is then the last one known (see source); waiting again is safe and costs nothing.",
+    )
+    last_error: str | None = Field(default=None, description="The latest failed status check, if any.")
 
     def summary(self) -> str:
         lines = [self.headline()]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import anyio
 
@@ -99,7 +101,7 @@ class VideoService:
         )
         # One poller per task for the whole process: every waiter on a task shares its requests.
         self.pollers = PollerHub(
-            self.fetch_status,
+            self.fetch_status_once,
             schedule=AdaptiveSchedule(
                 floor_seconds=settings.poll_floor_seconds, ceiling_seconds=settings.poll_ceiling_seconds
             ),
@@ -168,9 +170,13 @@ class VideoService:
         snapshot = await self.fetch_status(task_id)
         return TaskReport.from_snapshot(snapshot, _next_step(snapshot, timed_out=False))
 
-    async def fetch_status(self, task_id: str) -> TaskSnapshot:
+    async def fetch_status_once(self, task_id: str) -> TaskSnapshot:
+        """One attempt, for the pollers: their own schedule decides when to try again."""
+        return await self.fetch_status(task_id, retry=False)
+
+    async def fetch_status(self, task_id: str, *, retry: bool = True) -> TaskSnapshot:
         """Ask APIMP, and write what it says through to the journal (when it says something new)."""
-        snapshot = await self.client.get_status(task_id)
+        snapshot = await self.client.get_status(task_id, retry=retry)
         if self._recorded_running.get(task_id) != snapshot:
             await self.journal.record_status(snapshot)
         if snapshot.is_terminal:
@@ -208,6 +214,9 @@ class VideoService:
                 model=entry.model if entry is not None else None,
             )
         snapshot = outcome.snapshot
+        source: Literal["apimp", "journal"] = "apimp"
+        if snapshot is None:  # APIMP never answered in time: the journal's last word, or nothing
+            snapshot, source = await self._last_known(task_id, outcome), "journal"
         saved: list[SavedVideo] = []
         download_error = None
         if download and snapshot.status == "finished":
@@ -217,9 +226,13 @@ class VideoService:
                 download_error = str(exc)
             await self.journal.record_local_paths(task_id, [video.path for video in saved])
         next_step = _next_step(snapshot, timed_out=outcome.timed_out)
-        if outcome.last_error is not None and outcome.timed_out:
+        unreachable_since = None
+        if outcome.unreachable_for_seconds is not None and outcome.timed_out:
+            unreachable_since = _utc_seconds_ago(outcome.unreachable_for_seconds)
+            next_step = f"{_unreachable_note(outcome, unreachable_since)} {next_step}"
+        elif outcome.last_error is not None and outcome.timed_out:
             next_step = f"The last status check failed ({outcome.last_error}). {next_step}"
-        report_ = TaskReport.from_snapshot(snapshot, next_step)
+        report_ = TaskReport.from_snapshot(snapshot, next_step, source=source)
         return WaitResult(
             **report_.model_dump(),
             done=snapshot.is_terminal,
@@ -227,6 +240,20 @@ class VideoService:
             waited_seconds=round(outcome.waited_seconds, 3),
             saved_videos=saved,
             download_error=download_error,
+            upstream_unreachable_since=unreachable_since,
+            last_error=outcome.last_error,
+        )
+
+    async def _last_known(self, task_id: str, outcome: WaitOutcome) -> TaskSnapshot:
+        """The journal's last status of a task APIMP did not answer about; unreachable if it has none."""
+        entry = await self.journal.get(task_id)
+        if entry is not None and entry.task_id is not None and entry.submit_state == "accepted":
+            return entry.to_snapshot()
+        last_error = f" The last error: {outcome.last_error}." if outcome.last_error else ""
+        raise UpstreamUnreachableError(
+            f"APIMP is unreachable: it gave no answer about task {task_id} within "
+            f"{outcome.waited_seconds:.0f} s, and this server has no record of the task.{last_error} "
+            "Nothing was submitted or charged by this call; calling wait_for_video again later is safe."
         )
 
     async def save_videos(self, snapshot: TaskSnapshot) -> list[SavedVideo]:
@@ -245,6 +272,20 @@ class VideoService:
             size = (await anyio.Path(path).stat()).st_size
             saved.append(SavedVideo(url=url, path=str(path), size_bytes=size))
         return saved
+
+
+def _utc_seconds_ago(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def _unreachable_note(outcome: WaitOutcome, since: str) -> str:
+    last_error = f"; the last error: {outcome.last_error}" if outcome.last_error else ""
+    seconds = outcome.unreachable_for_seconds or 0.0
+    return (
+        f"APIMP has been unreachable since {since} ({seconds:.0f} s{last_error}). "
+        "The status shown is the last one known. The task itself is unaffected: calling "
+        "wait_for_video again is safe and never resubmits or pays twice."
+    )
 
 
 def _unknown_outcome_message(entry: JournalEntry) -> str:

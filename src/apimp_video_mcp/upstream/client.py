@@ -50,6 +50,8 @@ _NEVER_SENT: Final = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTim
 
 Sleep = Callable[[float], Awaitable[None]]
 
+_ONE_ATTEMPT: Final = RetryPolicy(max_attempts=1)
+
 
 class SharedHttpClient:
     """The one HTTP client a server uses for its whole life, created by its first request.
@@ -148,11 +150,17 @@ class ApimpClient:
         data = self._data_or_raise(response, task_id=None)
         return TaskSnapshot.from_wire(data)
 
-    async def get_status(self, task_id: str) -> TaskSnapshot:
-        """One status query, retried on rate limits, server errors and network failures."""
+    async def get_status(self, task_id: str, *, retry: bool = True) -> TaskSnapshot:
+        """One status query, retried on rate limits, server errors and network failures.
+
+        `retry=False` makes one attempt only, for a caller with its own schedule (a poller), so
+        that every failure reaches it at once and no two backoffs stack.
+        """
         path = STATUS_PATH.format(task_id=task_id)
         response = await self._send_with_retries(
-            lambda: self._http.get(path, headers=self._auth_headers()), what=f"check task {task_id}"
+            lambda: self._http.get(path, headers=self._auth_headers()),
+            what=f"check task {task_id}",
+            policy=None if retry else _ONE_ATTEMPT,
         )
         return TaskSnapshot.from_wire(self._data_or_raise(response, task_id=task_id), task_id=task_id)
 
@@ -182,20 +190,26 @@ class ApimpClient:
             ) from None
 
     async def _send_with_retries(
-        self, send: Callable[[], Awaitable[httpx2.Response]], *, what: str
+        self,
+        send: Callable[[], Awaitable[httpx2.Response]],
+        *,
+        what: str,
+        policy: RetryPolicy | None = None,
     ) -> httpx2.Response:
         """Send until an answer not worth retrying, or until the policy gives up: then the last answer
         is returned, for the caller to raise its precise error from."""
+        policy = policy or self._retry_policy
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = await send()
             except httpx2.TransportError as exc:
-                delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
+                delay = retry_delay_seconds(attempt, policy, None, self._rng)
                 if delay is None:
+                    attempts = f" after {attempt} attempts" if attempt > 1 else ""
                     raise UpstreamUnreachableError(
-                        f"Could not reach APIMP to {what} ({type(exc).__name__}) after {attempt} attempts; "
+                        f"Could not reach APIMP to {what} ({type(exc).__name__}){attempts}; "
                         "try again shortly."
                     ) from None
                 logger.info("%s: %s, retrying in %.1f s", what, type(exc).__name__, delay)
@@ -206,7 +220,7 @@ class ApimpClient:
             retry_after = parse_retry_after(
                 response.headers.get("retry-after"), response.headers.get("retry-after-ms")
             )
-            delay = retry_delay_seconds(attempt, self._retry_policy, retry_after, self._rng)
+            delay = retry_delay_seconds(attempt, policy, retry_after, self._rng)
             if delay is None:
                 return response
             logger.info("%s: HTTP %s, retrying in %.1f s", what, response.status_code, delay)
