@@ -61,6 +61,15 @@ UPLOAD_MAX_BYTES: Final = 20 * 1024 * 1024
 # Each chunk is read in a worker thread: large enough that the thread hops cost nothing.
 UPLOAD_CHUNK_BYTES: Final = 256 * 1024
 
+# --- The task journal ------------------------------------------------------------------------
+# How long a journal write waits for another process's write on the same file before failing.
+JOURNAL_BUSY_TIMEOUT_SECONDS: Final = 5.0
+# A task id the journal could not take after an accepted submit is returned at once (with a
+# warning) and its write retried after these pauses: about two minutes in all, long enough to
+# outlast another process's long transaction, short enough to give up while someone still reads
+# the log.
+JOURNAL_RETRY_DELAYS_SECONDS: Final = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+
 # --- Streamable HTTP transport -------------------------------------------------------------
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_PORT: Final = 8000

@@ -13,6 +13,7 @@
     ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
     ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
     ├── DownloadError               a finished video could not be saved
+    ├── JournalUnavailableError     the task journal refused the request's record; nothing was sent
     ├── VideoUnavailableError       the player view cannot be given a video's bytes (why: `reason`)
     └── UploadFailedError           a local image was not uploaded; a submit needing it was not sent
 
@@ -137,6 +138,10 @@ class SubmitOutcomeUnknownError(ApimpError):
 
     It is never resubmitted automatically: a second submit could pay for a second video.
     """
+
+
+class JournalUnavailableError(ApimpError):
+    """The task journal could not record a submit before it was sent, so it was not sent."""
 
 
 class DownloadError(ApimpError):

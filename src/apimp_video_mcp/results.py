@@ -97,6 +97,10 @@ class SubmitResult(BaseModel):
         default_factory=list,
         description="Local images uploaded first; the submitted request carried their URLs instead.",
     )
+    journal_warning: str | None = Field(
+        default=None,
+        description="Set when the task could not be recorded in the local task journal: keep the task_id.",
+    )
     next_step: str
 
     def summary(self) -> str:
@@ -109,6 +113,8 @@ class SubmitResult(BaseModel):
         lines = [f"Submitted {self.model} task {self.task_id} ({self.status}); expected format: {shape}."]
         lines += [f"Note: {note}" for note in fmt.notes]
         lines += [f"Uploaded {image.source} as {image.url}." for image in self.uploaded_images]
+        if self.journal_warning:
+            lines.append(f"Warning: {self.journal_warning}")
         lines.append(self.next_step)
         return "\n".join(lines)
 

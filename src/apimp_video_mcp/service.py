@@ -7,7 +7,7 @@ tested without a protocol in between.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -22,11 +22,13 @@ from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
     DownloadError,
+    JournalUnavailableError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
     UpstreamRejectedError,
     UpstreamUnreachableError,
 )
+from apimp_video_mcp.journal_retry import JournalRetry, describe_failure
 from apimp_video_mcp.local_files import LocalFilePolicy
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
 from apimp_video_mcp.polling import (
@@ -91,6 +93,7 @@ class VideoService:
         # The last status written to the journal of each task this process has seen running: it
         # spares the journal a write when nothing changed, and a read to ask if the task ended.
         self._recorded_running: dict[str, TaskSnapshot] = {}
+        self.journal_retry = JournalRetry(clock=clock)
         # Without a policy from the server (which knows the transport), only configured roots count.
         self.uploads = ImageUploader(
             client,
@@ -111,15 +114,15 @@ class VideoService:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoService]:
-        """Run the service's background work (the pollers) for as long as the block lasts."""
-        async with self.pollers.running():
+        """Run the service's background work (pollers, journal retries) for as long as the block lasts."""
+        async with self.journal_retry.running(), self.pollers.running():
             yield self
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         """Check the documented rules, journal the request, then create the task (never twice)."""
         request.check_documented_rules()
         request, uploaded = await self.uploads.localize(request)  # local images become hosted URLs
-        entry_id = await self.journal.record_submission(request.model, request.to_body())
+        entry_id = await self._record_submission(request)
         snapshot = await self._submit_journaled(request, entry_id)
         logger.info("submitted %s task %s", request.model, snapshot.task_id)
         return SubmitResult(
@@ -129,8 +132,46 @@ class VideoService:
             model=request.model,
             effective_format=EffectiveFormat.for_request(request),
             uploaded_images=uploaded,
+            journal_warning=await self._record_accepted(entry_id, snapshot),
             next_step=NEXT_AFTER_SUBMIT,
         )
+
+    async def _record_submission(self, request: SubmitRequest) -> str:
+        """Write the request down first: a submit the journal cannot hold is not sent at all."""
+        try:
+            return await self.journal.record_submission(request.model, request.to_body())
+        except Exception as exc:
+            raise JournalUnavailableError(
+                f"The task journal could not record the request ({describe_failure(exc)}), so the video "
+                "was NOT submitted and nothing was charged. Check APIMP_JOURNAL (free disk space, write "
+                "permission, another process holding it), then try again."
+            ) from exc
+
+    async def _record_accepted(self, entry_id: str, snapshot: TaskSnapshot) -> str | None:
+        """Record the task APIMP created; when the journal refuses, retry later and say so (the id is
+        in hand, so it is returned whatever the journal does)."""
+
+        async def write() -> None:
+            await self.journal.record_accepted(entry_id, snapshot)
+
+        try:
+            with anyio.CancelScope(shield=True):  # the answer is in hand: record it even if the caller left
+                await write()
+        except Exception as exc:
+            failure = describe_failure(exc)
+            logger.warning(
+                "the task journal could not record task %s (%s): %s", snapshot.task_id, entry_id, failure
+            )
+            retried = self.journal_retry.retry(
+                write, what=f"task {snapshot.task_id} (journal entry {entry_id})"
+            )
+            later = "it is retried in the background" if retried else "it will not be retried"
+            return (
+                f"APIMP created task {snapshot.task_id}, but it could not be recorded in the task journal "
+                f"({failure}); {later}. Keep this task_id: until it is recorded, list_tasks shows this "
+                f"submit only as {entry_id}, with its outcome unknown."
+            )
+        return None
 
     async def upload_image(self, source: str) -> UploadResult:
         """Upload one local image and return its hosted URL."""
@@ -141,23 +182,30 @@ class VideoService:
         try:
             snapshot = await self.client.submit(request)
         except _NOTHING_CREATED:
-            with anyio.CancelScope(shield=True):
-                await self.journal.discard(entry_id)
+            await self._settle(self.journal.discard(entry_id), entry_id)
             raise
         except SubmitOutcomeUnknownError as exc:
-            with anyio.CancelScope(shield=True):
-                await self.journal.record_unknown_outcome(entry_id)
+            await self._settle(self.journal.record_unknown_outcome(entry_id), entry_id)
             raise SubmitOutcomeUnknownError(
                 f"{exc} The request is kept in the task journal as {entry_id} (see list_tasks)."
             ) from None
         except BaseException:
             # Cancelled or crashed mid-request: the task may exist, so the entry stays as unknown.
-            with anyio.CancelScope(shield=True):
-                await self.journal.record_unknown_outcome(entry_id)
+            await self._settle(self.journal.record_unknown_outcome(entry_id), entry_id)
             raise
-        with anyio.CancelScope(shield=True):  # the answer is in hand: record it even if the caller left
-            await self.journal.record_accepted(entry_id, snapshot)
         return snapshot
+
+    async def _settle(self, write: Awaitable[None], entry_id: str) -> None:
+        """Settle a submit's entry after a failure, without hiding that failure behind the journal's.
+
+        If the journal refuses, the entry stays "sending", which reads back as "outcome unknown":
+        the safe side for a submit whose fate is being reported anyway.
+        """
+        try:
+            with anyio.CancelScope(shield=True):
+                await write
+        except Exception as exc:
+            logger.warning("the task journal could not settle %s: %s", entry_id, describe_failure(exc))
 
     async def get_status(self, task_id: str, *, refresh: bool = False) -> TaskReport:
         """The task's status: from the journal when it has ended (unless `refresh`), else from APIMP."""
@@ -178,7 +226,14 @@ class VideoService:
         """Ask APIMP, and write what it says through to the journal (when it says something new)."""
         snapshot = await self.client.get_status(task_id, retry=retry)
         if self._recorded_running.get(task_id) != snapshot:
-            await self.journal.record_status(snapshot)
+            try:
+                await self.journal.record_status(snapshot)
+            except Exception as exc:  # the status is still true: report it, write it next time
+                logger.warning(
+                    "the task journal could not record a status of %s: %s", task_id, describe_failure(exc)
+                )
+                self._recorded_running.pop(task_id, None)
+                return snapshot
         if snapshot.is_terminal:
             self._recorded_running.pop(task_id, None)
         else:

@@ -30,7 +30,7 @@ from apimp_video_mcp.server.outcomes import answer, as_tool_errors
 from apimp_video_mcp.server.resources import register_resources
 from apimp_video_mcp.server.schema import publishable_input_schema
 from apimp_video_mcp.service import VideoService
-from apimp_video_mcp.store import EntryStatus, task_store_for
+from apimp_video_mcp.store import EntryStatus, TaskStore, task_store_for
 from apimp_video_mcp.upstream.client import ApimpClient, SharedHttpClient
 from apimp_video_mcp.upstream.retry import RetryPolicy
 from apimp_video_mcp.view.wiring import PlayerApp
@@ -215,10 +215,12 @@ def build_server(
     log_level: LogLevel = "WARNING",
     transport: Transport | None = None,
     clock: Clock | None = None,
+    store: TaskStore | None = None,
 ) -> MCPServer[AppContext]:
     """A ready server; `settings` default to the environment (`APIMP_*` variables).
 
     `clock` replaces real time for polling and waits (benchmarks run a simulator many times faster).
+    `store` replaces the journal the settings name (the server closes it when it stops).
 
     `log_level` also sets the HTTP transport's access log, which is noise at the default level.
     `transport` is how the server will be reached; unless APIMP_UPLOAD_ROOTS says otherwise it decides
@@ -236,7 +238,7 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
         # Both open on first use, so the host gets its tool list without waiting for them.
-        journal = task_store_for(resolved.journal_path)
+        journal = store if store is not None else task_store_for(resolved.journal_path)
         http = SharedHttpClient(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
         policy = RetryPolicy(
             max_attempts=resolved.retry_max_attempts, base_delay_seconds=resolved.retry_base_delay_seconds

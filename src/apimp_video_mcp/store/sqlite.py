@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar
 import anyio
 import anyio.to_thread
 
+from apimp_video_mcp import defaults
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.store.migrations import migrate_sqlite
 from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent, new_entry_id, stored_entry
@@ -37,8 +38,11 @@ class SqliteTaskStore:
     list, which needs no journal); `await TaskJournal.open(path)` opens it at once instead.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self, path: Path | str, *, busy_timeout_seconds: float = defaults.JOURNAL_BUSY_TIMEOUT_SECONDS
+    ) -> None:
         self.path = str(path)
+        self._busy_timeout_seconds = busy_timeout_seconds
         self._connection: sqlite3.Connection | None = None
         # One statement at a time on one connection: SQLite serialises writers anyway, and a
         # single worker keeps the connection's state simple.
@@ -161,14 +165,14 @@ class SqliteTaskStore:
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def transaction() -> T:
             if self._connection is None:
-                self._connection = _connect(self.path)
+                self._connection = _connect(self.path, busy_timeout_seconds=self._busy_timeout_seconds)
             with self._connection:  # commit on success, roll back on error
                 return work(self._connection)
 
         return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
 
 
-def _connect(location: str) -> sqlite3.Connection:
+def _connect(location: str, *, busy_timeout_seconds: float) -> sqlite3.Connection:
     if location != MEMORY:
         Path(location).expanduser().parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(location, check_same_thread=False)
@@ -176,7 +180,8 @@ def _connect(location: str) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
     db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=5000")  # another server process may share the file
+    # Another server process may share the file: wait this long for its write to end.
+    db.execute(f"PRAGMA busy_timeout={round(busy_timeout_seconds * 1000)}")
     migrate_sqlite(db)
     # A submit still "sending" belongs to a server that died mid-request: its outcome is unknown.
     with db:

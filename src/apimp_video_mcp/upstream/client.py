@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -21,6 +22,7 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import (
     ApimpError,
     AuthenticationError,
+    ConfigurationError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
     TaskNotFoundError,
@@ -29,7 +31,7 @@ from apimp_video_mcp.errors import (
     UpstreamServerError,
     UpstreamUnreachableError,
 )
-from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, UploadedFile
+from apimp_video_mcp.models import TASK_ID_PATTERN, SubmitRequest, TaskSnapshot, UploadedFile
 from apimp_video_mcp.upstream.multipart import MultipartFileBody
 from apimp_video_mcp.upstream.retry import (
     RetryPolicy,
@@ -47,6 +49,15 @@ UPLOAD_STREAM_PATH: Final = "/api/common/upload/stream"
 # These mean no connection was ever made, so the request provably never reached APIMP: the only
 # failures after which a submit may be sent again without risking a second charge.
 _NEVER_SENT: Final = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+# Raised while a request is encoded, before any byte goes out (h11 refuses a header value with a
+# line break or a NUL; a non-ASCII one cannot be encoded at all): the request provably never left.
+_REFUSED_BEFORE_SENDING: Final = (httpx2.LocalProtocolError, UnicodeEncodeError)
+
+_MAY_EXIST: Final = (
+    "The task may have been created (and charged) upstream, so it was NOT resubmitted. Check your "
+    "APIMP dashboard before submitting again."
+)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -133,28 +144,45 @@ class ApimpClient:
                     ) from None
                 logger.info("submit: connection failed (%s), retrying in %.1f s", type(exc).__name__, delay)
                 await self._sleep(delay)
+            except _REFUSED_BEFORE_SENDING as exc:
+                # Raised while the request line and headers were being encoded: not a byte was sent.
+                raise ConfigurationError(
+                    f"The submit request could not be encoded ({type(exc).__name__}): a header value is "
+                    "not allowed in HTTP, most likely APIMP_API_KEY (printable ASCII only, no spaces or "
+                    "line breaks). The video was NOT submitted and nothing was charged."
+                ) from None
             except httpx2.TransportError as exc:
                 raise SubmitOutcomeUnknownError(
                     f"The submit request was sent to APIMP but no answer came back ({type(exc).__name__}). "
-                    "The task may have been created (and charged) upstream, so it was NOT resubmitted. "
-                    "Check your APIMP dashboard before submitting again."
+                    f"{_MAY_EXIST}"
                 ) from None
         if response.status_code >= 500:
             # A gateway error after the request arrived: APIMP may still have created the task.
             message = _error_message(response)
             raise SubmitOutcomeUnknownError(
-                f"APIMP answered the submit with HTTP {response.status_code} ({message}). The task may "
-                "have been created (and charged) upstream, so it was NOT resubmitted. Check your APIMP "
-                "dashboard before submitting again."
+                f"APIMP answered the submit with HTTP {response.status_code} ({message}). {_MAY_EXIST}"
             )
-        data = self._data_or_raise(response, task_id=None)
-        return TaskSnapshot.from_wire(data)
+        return _accepted_task(self._submit_data(response), response)
+
+    def _submit_data(self, response: httpx2.Response) -> dict[str, Any]:
+        """The `data` of a submit answer; a success answer we cannot read means the outcome is unknown."""
+        try:
+            return self._data_or_raise(response, task_id=None)
+        except UpstreamError as exc:
+            if exc.status_code >= 400:
+                raise  # APIMP said no: nothing was created
+            raise SubmitOutcomeUnknownError(
+                f"APIMP answered the submit with HTTP {response.status_code} but a body that is not its "
+                f"JSON envelope ({_excerpt(response)}). {_MAY_EXIST}"
+            ) from None
 
     async def get_status(self, task_id: str, *, retry: bool = True) -> TaskSnapshot:
         """One status query, retried on rate limits, server errors and network failures.
 
         `retry=False` makes one attempt only, for a caller with its own schedule (a poller), so
-        that every failure reaches it at once and no two backoffs stack.
+        that every failure reaches it at once and no two backoffs stack. An answer about another
+        task is refused: journaling it would record a task we never asked about, and reporting it
+        would tell the caller another task's status as theirs.
         """
         path = STATUS_PATH.format(task_id=task_id)
         response = await self._send_with_retries(
@@ -162,7 +190,15 @@ class ApimpClient:
             what=f"check task {task_id}",
             policy=None if retry else _ONE_ATTEMPT,
         )
-        return TaskSnapshot.from_wire(self._data_or_raise(response, task_id=task_id), task_id=task_id)
+        data = self._data_or_raise(response, task_id=task_id)
+        answered = data.get("task_id")
+        if answered not in (None, "") and str(answered) != task_id:
+            raise UpstreamError(
+                response.status_code,
+                f"APIMP answered the status query for task {task_id!r} with the status of task "
+                f"{str(answered)[:200]!r}; the answer was ignored. Try again shortly.",
+            )
+        return TaskSnapshot.from_wire(data, task_id=task_id)
 
     async def upload_file(self, body: MultipartFileBody) -> UploadedFile:
         """Upload a file through APIMP's Public API; returns where it is hosted and until when.
@@ -252,6 +288,26 @@ class ApimpClient:
                 return data
             raise UpstreamError(status, f"unexpected response body: {response.text[:200]!r}")
         raise _error_for(status, _error_message(response), response, task_id)
+
+
+def _accepted_task(data: dict[str, Any], response: httpx2.Response) -> TaskSnapshot:
+    """The task a submit created, or an unknown outcome when the answer names no usable task id.
+
+    A success answer without an id is not a task we can follow, but APIMP may have created (and
+    billed) one: it is kept as a receipt, never reported as submitted with an empty id.
+    """
+    snapshot = TaskSnapshot.from_wire(data)
+    if re.fullmatch(TASK_ID_PATTERN, snapshot.task_id) is None:
+        raise SubmitOutcomeUnknownError(
+            f"APIMP answered the submit with HTTP {response.status_code} but no usable task id "
+            f"({_excerpt(response)}). {_MAY_EXIST}"
+        )
+    return snapshot
+
+
+def _excerpt(response: httpx2.Response) -> str:
+    text = response.text.strip()
+    return repr(text[:200]) if text else "an empty body"
 
 
 def _error_for(status: int, message: str, response: httpx2.Response, task_id: str | None) -> ApimpError:
