@@ -79,6 +79,10 @@ class Settings(BaseModel):
     # Origins (https://cdn.example.com, https://*.example.com) the view may play result videos from.
     ui_media_domains: tuple[str, ...] = ()
     ui_poll_interval_seconds: Seconds = defaults.UI_POLL_INTERVAL_SECONDS
+    # A cluster (APIMP_JOURNAL=postgresql://...): how long a poller's claim on a task lasts unless
+    # renewed, and how often an instance that follows another's poller re-reads the store.
+    poll_lease_seconds: Seconds = defaults.POLL_LEASE_SECONDS
+    cluster_reread_seconds: Seconds = defaults.CLUSTER_REREAD_SECONDS
 
     @field_validator("download_dir")
     @classmethod
@@ -184,4 +188,6 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "ui_enabled": "APIMP_UI",
     "ui_media_domains": "APIMP_UI_MEDIA_DOMAINS",
     "ui_poll_interval_seconds": "APIMP_UI_POLL_INTERVAL",
+    "poll_lease_seconds": "APIMP_POLL_LEASE",
+    "cluster_reread_seconds": "APIMP_CLUSTER_REREAD",
 }

@@ -105,3 +105,11 @@ POSTGRES_POOL_MIN_CONNECTIONS: Final = 1
 POSTGRES_POOL_MAX_CONNECTIONS: Final = 8
 # Long enough for a database on another host to answer, short enough that a wrong URL is told soon.
 POSTGRES_CONNECT_TIMEOUT_SECONDS: Final = 10.0
+
+# --- A cluster: one poller per task across instances (see `coordination`) --------------------
+# An owner renews its leases three times per lease; another instance takes a task over once its
+# lease has lapsed and it next re-reads, so an instance's death costs at most lease + re-read
+# (8 s) of polling. Shorter leases mean more renewals; the re-read is the safety net for a lost
+# notification, and its cost is one small read per followed task per interval.
+POLL_LEASE_SECONDS: Final = 6.0
+CLUSTER_REREAD_SECONDS: Final = 2.0

@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.coordination import Coordination, SoloCoordination
 from apimp_video_mcp.errors import RateLimitedError, UpstreamServerError, UpstreamUnreachableError
 from apimp_video_mcp.models import TaskSnapshot
 
@@ -230,8 +231,11 @@ class PollerHub:
         typical_duration: Callable[[str], float],
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self._fetch = fetch
+        # Other instances sharing the store (a cluster), or none: who may ask APIMP about a task.
+        self._coordination = coordination or SoloCoordination()
         self.schedule = schedule
         self._typical_duration = typical_duration
         self.clock = clock or ScaledClock()
@@ -242,7 +246,7 @@ class PollerHub:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[PollerHub]:
-        async with anyio.create_task_group() as group:
+        async with self._coordination.running(), anyio.create_task_group() as group:
             self._group = group
             try:
                 yield self
@@ -266,7 +270,7 @@ class PollerHub:
             )
             self._histories[task_id] = history
             poller = self._pollers[task_id] = TaskPoller(task_id, history)
-            self._group.start_soon(self._poll, poller)
+            self._group.start_soon(self._poll_then_release, poller)
         poller.followers += 1
         try:
             yield poller
@@ -279,11 +283,30 @@ class PollerHub:
                 if poller.finished:
                     self._histories.pop(task_id, None)
 
+    async def _poll_then_release(self, poller: TaskPoller) -> None:
+        """Poll; then give the task back to the other instances (if any), even when cancelled."""
+        try:
+            await self._poll(poller)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT_SECONDS):
+                await self._coordination.release(poller.task_id)
+
     async def _poll(self, poller: TaskPoller) -> None:
-        """Ask, publish, sleep as the schedule says; failures back off (Retry-After wins)."""
-        failures = 0
+        """Ask, publish, sleep as the schedule says; failures back off (Retry-After wins).
+
+        Where another instance holds the task's lease, follow what it writes to the store instead.
+        """
+        failures, following = 0, False
         with poller.scope:
             while True:
+                if not await self._coordination.claim(poller.task_id):
+                    if await self._follow_the_owner(poller):
+                        return
+                    following = True
+                    continue
+                if following and await self._ended_meanwhile(poller):
+                    return  # the last owner saw it end, then let go of it
+                following = False
                 started = poller.request_started_at = self.clock.now()
                 try:
                     snapshot = await self._fetch(poller.task_id)
@@ -308,14 +331,37 @@ class PollerHub:
                 poller.request_started_at = None
                 poller.last_transient_error = None
                 poller.failing_since = None
-                poller.latest = snapshot
-                poller.history.add(self.clock.now(), snapshot)
-                poller.publish()
+                self._publish(poller, snapshot)
                 if snapshot.is_terminal:
                     return
                 await self.clock.sleep(
                     self.schedule.next_delay_seconds(poller.history, self.clock.now(), self._rng)
                 )
+
+    async def _follow_the_owner(self, poller: TaskPoller) -> bool:
+        """Publish what the owning instance writes until it is time to claim again; True once ended."""
+        while True:
+            if await self._ended_meanwhile(poller):
+                return True
+            if not await self._coordination.wait_for_news(poller.task_id):
+                return False
+
+    async def _ended_meanwhile(self, poller: TaskPoller) -> bool:
+        """Publish the status another instance last wrote, if it is news; True if the task ended."""
+        snapshot = await self._coordination.read(poller.task_id)
+        if snapshot is None or snapshot == poller.latest:
+            return False
+        self._publish(poller, snapshot)
+        return snapshot.is_terminal
+
+    def _publish(self, poller: TaskPoller, snapshot: TaskSnapshot) -> None:
+        poller.latest = snapshot
+        poller.history.add(self.clock.now(), snapshot)
+        poller.publish()
+
+
+# Giving a lease back is a courtesy (it lapses anyway): it must not hold up a stopping poller.
+RELEASE_TIMEOUT_SECONDS: Final = 2.0
 
 
 # --- One waiter --------------------------------------------------------------------------------

