@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's Chromium, for the player view's browser tests (tests/test_player_browser.py).
+# Debian's Chromium, for the player view's browser tests (tests/view/test_player_browser.py).
 # Idempotent and quiet: nothing happens when chromium is already there. The tests drive this
 # browser through Playwright's executable_path; never run `playwright install` (it downloads a
 # browser of its own, which a closed network refuses). Under CI=true the browser tests fail,

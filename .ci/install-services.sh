@@ -3,7 +3,7 @@
 # cluster tests behind a load balancer. Idempotent and quiet: nothing happens when both are there.
 # Neither is started here: the test session starts its own PostgreSQL cluster in a temporary
 # folder, as the unprivileged `postgres` user on a loopback port, and stops it when the session
-# ends (tests/postgres_server.py); under CI=true those tests fail, rather than skip, without it.
+# ends (tests/support/postgres.py); under CI=true those tests fail, rather than skip, without it.
 set -euo pipefail
 
 have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }

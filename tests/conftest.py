@@ -21,8 +21,9 @@ from starlette.types import Receive, Scope, Send
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import Simulator, running_app
-from tests.postgres_server import binaries, start_postgres, with_database
 from tests.support import TASK_DURATION_SECONDS, Mode, Upstream, fast_settings
+from tests.support.postgres import binaries, start_postgres, with_database
+from tests.support.uploads import PNG
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +123,43 @@ def mode(request: pytest.FixtureRequest) -> Mode:
 async def client(settings: Settings, mode: Mode) -> AsyncIterator[Client]:
     async with Client(build_server(settings), mode=mode) as connected:
         yield connected
+
+
+@pytest.fixture
+async def one_era_client(settings: Settings) -> AsyncIterator[Client]:
+    """One protocol era where the protocol is not what is tested: the refusal matrix stays fast."""
+    async with Client(build_server(settings)) as connected:
+        yield connected
+
+
+# --- Local images for the upload tests -----------------------------------------------------------
+
+
+@pytest.fixture
+def allowed(tmp_path: Path) -> Path:
+    folder = tmp_path / "allowed"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "secret.png").write_bytes(PNG)
+    return folder
+
+
+@pytest.fixture
+def upload_settings(upstream: Upstream, tmp_path: Path, allowed: Path) -> Settings:
+    """Settings that allow reading images from `allowed`, up to 4096 bytes."""
+    return fast_settings(
+        upstream.base_url, tmp_path / "videos", upload_roots=(allowed,), upload_max_bytes=4096
+    )
+
+
+@pytest.fixture
+def png(allowed: Path) -> Path:
+    path = allowed / "first frame.png"
+    path.write_bytes(PNG)
+    return path

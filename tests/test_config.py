@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,23 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_CLUSTER_REREAD",
         ]
     )
+
+
+def test_upload_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "APIMP_UPLOAD_ROOTS": os.pathsep.join(["/srv/images", "~/Pictures"]),
+            "APIMP_UPLOAD_MAX_BYTES": "1024",
+        }
+    )
+
+    assert settings.upload_roots == (Path("/srv/images"), Path.home() / "Pictures")
+    assert settings.upload_max_bytes == 1024
+    assert Settings.from_env({}).upload_roots is None, "unset: the transport decides"
+    assert Settings.from_env({"APIMP_UPLOAD_ROOTS": "None"}).upload_roots == ()
+    with pytest.raises(ConfigurationError, match=r"APIMP_UPLOAD_ROOTS: .*absolute"):
+        Settings.from_env({"APIMP_UPLOAD_ROOTS": "relative/images"})
+    with pytest.raises(ConfigurationError, match=r"APIMP_UPLOAD_ROOTS: .*lists no folder"):
+        Settings.from_env({"APIMP_UPLOAD_ROOTS": os.pathsep})
+    with pytest.raises(ConfigurationError, match="APIMP_UPLOAD_MAX_BYTES"):
+        Settings.from_env({"APIMP_UPLOAD_MAX_BYTES": "0"})

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 import anyio
 import pytest
-from anyio.lowlevel import checkpoint
 
 from apimp_video_mcp.errors import RateLimitedError, TaskNotFoundError, UpstreamServerError
 from apimp_video_mcp.models import TaskSnapshot
@@ -22,52 +21,9 @@ from apimp_video_mcp.polling import (
     estimate_remaining_seconds,
     wait_for_task,
 )
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-async def settle() -> None:
-    """Let every task that can run, run until it waits again.
-
-    anyio's wait_all_tasks_blocked() would do this, but it sleeps 0.1 s of real time whenever a
-    task is still runnable; the few hops a woken poller or waiter takes are far fewer than this.
-    """
-    for _ in range(50):
-        await checkpoint()
-
-
-class FakeClock:
-    """Time moves only when the test says so; sleepers wake in order as it passes them."""
-
-    def __init__(self) -> None:
-        self.time = 0.0
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
-        self._order = itertools.count()
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        sleeper = (self.time + seconds, next(self._order), anyio.Event())
-        self._sleepers.append(sleeper)
-        try:
-            await sleeper[2].wait()
-        finally:
-            if sleeper in self._sleepers:  # cancelled before its time
-                self._sleepers.remove(sleeper)
-
-    async def advance(self, seconds: float) -> None:
-        target = self.time + seconds
-        await settle()
-        while due := [sleeper for sleeper in self._sleepers if sleeper[0] <= target]:
-            first = min(due)
-            at, _, woken = first
-            self._sleepers.remove(first)
-            self.time = max(self.time, at)
-            woken.set()
-            await settle()
-        self.time = target
-        await settle()
 
 
 def snapshot(status: str, progress: int | None = None, task_id: str = "task_1") -> TaskSnapshot:
@@ -227,7 +183,7 @@ async def test_many_waiters_on_one_task_share_one_stream_of_requests() -> None:
         for _ in range(10):
             group.start_soon(waiter)
         for _ in range(60):
-            await clock.advance(1.0)
+            await clock.run_for(1.0)
 
     assert len(outcomes) == 10
     assert all(outcome.snapshot and outcome.snapshot.status == "finished" for outcome in outcomes)
@@ -248,20 +204,20 @@ async def test_a_cancelled_waiter_leaves_the_others_undisturbed_and_the_last_one
         first_reports, second_reports = Progress(clock), Progress(clock)
         group.start_soon(waiter, first, first_reports)
         group.start_soon(waiter, second, second_reports)
-        await clock.advance(30.0)
+        await clock.run_for(30.0)
         first.cancel()
-        await clock.advance(30.0)
+        await clock.run_for(30.0)
         polls_with_one_waiter = len(upstream.polls)
         reports_before = len(second_reports.reports)
-        await clock.advance(60.0)
+        await clock.run_for(60.0)
 
         assert hub.active_pollers == 1
         assert len(upstream.polls) > polls_with_one_waiter, "the poller goes on for the remaining waiter"
         assert len(second_reports.reports) > reports_before
         second.cancel()
-        await clock.advance(1.0)
+        await clock.run_for(1.0)
         polls_at_stop = len(upstream.polls)
-        await clock.advance(600.0)
+        await clock.run_for(600.0)
 
     assert hub.active_pollers == 0
     assert len(upstream.polls) == polls_at_stop, "nobody waits: nobody polls"
@@ -272,11 +228,11 @@ async def test_a_waiter_that_arrives_later_gets_the_latest_state_at_once() -> No
     upstream = FakeUpstream(clock, finish_at=10_000.0)
     async with hub_for(upstream, clock) as hub, anyio.create_task_group() as group:
         group.start_soon(lambda: wait_for_task(hub, "task_1", timeout_seconds=100.0, report=Progress(clock)))
-        await clock.advance(40.0)
+        await clock.run_for(40.0)
         polls = len(upstream.polls)
         late = Progress(clock)
         group.start_soon(lambda: wait_for_task(hub, "task_1", timeout_seconds=5.0, report=late))
-        await clock.advance(0.0)
+        await clock.run_for(0.0)
 
         assert late.reports, "the latest state is reported without waiting for a new poll"
         assert len(upstream.polls) == polls
@@ -299,7 +255,7 @@ async def test_a_wait_times_out_with_the_latest_state_and_heartbeats_meanwhile()
 
         group.start_soon(waiter)
         for _ in range(50):
-            await clock.advance(1.0)
+            await clock.run_for(1.0)
 
     [outcome] = outcomes
     assert outcome.timed_out
@@ -327,7 +283,7 @@ async def test_transient_failures_are_ridden_out_and_permanent_ones_are_raised()
 
         group.start_soon(waiter)
         for _ in range(60):
-            await clock.advance(1.0)
+            await clock.run_for(1.0)
 
     assert outcomes[0].snapshot is not None
     assert outcomes[0].snapshot.status == "finished"

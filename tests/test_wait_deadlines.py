@@ -27,7 +27,7 @@ from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import Simulator, running_app
 from tests.support import fast_settings, structured, text_of
-from tests.test_polling import FakeClock
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -169,7 +169,7 @@ async def test_upstream_down_from_the_start_answers_by_the_deadline_from_the_jou
     server = build_server(deadline_settings(dead_base_url(), tmp_path), clock=clock)
     async with Client(server) as client, waiting(client, clock, task_id, progress) as wait:
         await progress.saying("APIMP unreachable")  # the first poll failed at once
-        await clock.advance(DEADLINE_SECONDS)
+        await clock.run_for(DEADLINE_SECONDS)
         await wait.returned()
 
         data = assert_answered_by_the_deadline_with_the_journal(wait, last_error="Could not reach APIMP")
@@ -187,7 +187,7 @@ async def test_a_task_nobody_has_seen_gets_a_tool_error_saying_apimp_is_unreacha
     server = build_server(deadline_settings(dead_base_url(), tmp_path), clock=clock)
     async with Client(server) as client, waiting(client, clock, "task_unknown", progress) as wait:
         await progress.saying("APIMP unreachable")
-        await clock.advance(DEADLINE_SECONDS)
+        await clock.run_for(DEADLINE_SECONDS)
         result = await wait.returned()
 
     assert result.is_error
@@ -220,9 +220,9 @@ async def test_upstream_down_mid_wait_answers_by_the_deadline_with_the_last_stat
             stop.set()  # APIMP goes away
             with anyio.fail_after(PROMPTLY):
                 await stopped.wait()
-            await clock.advance(20.0)  # the schedule's next poll is refused
+            await clock.run_for(20.0)  # the schedule's next poll is refused
             await progress.saying("APIMP unreachable")
-            await clock.advance(DEADLINE_SECONDS - 20.0)
+            await clock.run_for(DEADLINE_SECONDS - 20.0)
             await wait.returned()
 
             data = assert_answered_by_the_deadline_with_the_journal(wait, last_error="Could not reach APIMP")
@@ -243,7 +243,7 @@ async def test_a_429_storm_longer_than_the_deadline_answers_by_the_deadline(
         server = build_server(deadline_settings(base_url, tmp_path), clock=clock)
         async with Client(server) as client, waiting(client, clock, task_id, progress) as wait:
             await progress.saying("APIMP unreachable")
-            await clock.advance(DEADLINE_SECONDS)
+            await clock.run_for(DEADLINE_SECONDS)
             await wait.returned()
 
             assert_answered_by_the_deadline_with_the_journal(wait, last_error="rate limiting")
@@ -262,9 +262,9 @@ async def test_a_status_request_that_hangs_past_the_deadline_does_not_hold_the_w
         server = build_server(deadline_settings(base_url, tmp_path), clock=clock)
         async with Client(server) as client, waiting(client, clock, task_id, progress) as wait:
             await requests.reach(1)
-            await clock.advance(5.0)
+            await clock.run_for(5.0)
             await progress.saying("waiting for APIMP's first answer")  # heartbeats before any status
-            await clock.advance(DEADLINE_SECONDS - 5.0)
+            await clock.run_for(DEADLINE_SECONDS - 5.0)
             await wait.returned()
 
             data = assert_answered_by_the_deadline_with_the_journal(wait, last_error=None)

@@ -1,6 +1,6 @@
 """The task store's contract, held by both backends: every test runs on SQLite and on PostgreSQL.
 
-PostgreSQL is a real server (started by the session, see `tests/postgres_server.py`), each test
+PostgreSQL is a real server (started by the session, see `tests/support/postgres.py`), each test
 on a database of its own.
 """
 

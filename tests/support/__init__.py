@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,11 +51,3 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     content = result.structured_content
     assert isinstance(content, dict)
     return content
-
-
-def child_environment(**variables: str) -> dict[str, str]:
-    """A spawned server's whole environment, as a host's 'env' block would give it: PATH and the
-    variables given, plus coverage's own (when the suite measures coverage, so it measures the
-    child too)."""
-    measuring = {name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")}
-    return {"PATH": str(Path(sys.executable).parent), **measuring, **variables}

@@ -18,10 +18,10 @@ from apimp_video_mcp.simulator import (
     SIMULATOR_API_KEY,
     ReceivedRequest,
     Simulator,
-    running_simulator,
     sample_video,
     veo_like_duration,
 )
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -30,29 +30,6 @@ SUBMIT = "/api/generate/submit"
 STATUS = "/api/generate/status/"
 FILE_URL = re.compile(r"^http://sim/files/(task_[0-9a-f]+)\.mp4\?token=[0-9a-f]+$")
 ISO_NO_TZ = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class FakeClock:
-    """A clock the test moves by hand, so no test ever sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -415,31 +392,3 @@ def test_veo_like_durations_are_plausible() -> None:
     for model, low, high in [("veo-3.0-fast-generate-001", 30, 90), ("veo-3.1-generate-preview", 60, 360)]:
         samples = [veo_like_duration(model, rng) for _ in range(200)]
         assert all(low <= s <= high for s in samples)
-
-
-async def test_over_real_loopback(clock: FakeClock) -> None:
-    sim = Simulator(clock=clock)
-    async with (
-        running_simulator(sim) as base_url,
-        httpx2.AsyncClient(base_url=base_url, headers=AUTH, trust_env=False) as c,
-    ):
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base_url)
-        submitted = await c.post(SUBMIT, json=video())
-        task_id = submitted.json()["data"]["task_id"]
-        sim.finish_now(task_id)
-        data = (await c.get(STATUS + task_id)).json()["data"]
-        file_url = data["files"][0]["file_url"]
-        assert file_url.startswith(f"{base_url}/files/{task_id}.mp4?token=")
-        downloaded = await c.get(file_url)
-        assert downloaded.content == sample_video()
-        # A slow answer still in flight at shutdown must not hold the server up.
-        sim.inject_fault(path_prefix=STATUS, status=200, delay_seconds=60)
-        with anyio.move_on_after(0.05):
-            await c.get(STATUS + task_id)
-    assert [r.path for r in sim.received][:2] == [SUBMIT, STATUS + task_id]
-
-
-async def test_an_error_in_the_block_is_not_wrapped_in_an_exception_group() -> None:
-    with pytest.raises(LookupError, match="boom"):
-        async with running_simulator(Simulator()):
-            raise LookupError("boom")

@@ -29,7 +29,7 @@ from apimp_video_mcp.simulator import sample_video
 from apimp_video_mcp.store import SqliteTaskStore
 from apimp_video_mcp.view.wiring import PLAYER_URI, POLL_TOOL
 from tests.support import Mode, Upstream, fast_settings, structured, text_of
-from tests.test_transports import console_script, server_environment
+from tests.support.processes import console_script, server_environment
 
 pytestmark = pytest.mark.anyio
 

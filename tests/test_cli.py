@@ -7,45 +7,19 @@ submits to the (simulated) upstream, and streams progress while it waits, in bot
 from __future__ import annotations
 
 import itertools
-import shutil
-import socket
-import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
-from anyio.abc import Process
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
-from tests.support import Mode, Upstream, child_environment, structured
+from tests.support import Mode, Upstream, structured
+from tests.support.processes import child_environment, console_script, http_server_process, server_environment
 
 pytestmark = pytest.mark.anyio
-
-
-def console_script() -> str:
-    script = shutil.which("apimp-video-mcp", path=str(Path(sys.executable).parent))
-    assert script is not None, "the project must be installed: pip install -e '.[test]'"
-    return script
-
-
-def server_environment(upstream: Upstream, download_dir: Path) -> dict[str, str]:
-    """What a host's 'env' block would give the server: the child inherits nothing else."""
-    return child_environment(
-        APIMP_API_KEY=SIMULATOR_API_KEY,
-        APIMP_BASE_URL=upstream.base_url,
-        APIMP_DOWNLOAD_DIR=str(download_dir),
-        APIMP_JOURNAL=str(download_dir.with_name("journal.sqlite3")),
-        APIMP_POLL_MIN_INTERVAL="0.02",
-        APIMP_POLL_MAX_INTERVAL="0.05",
-        APIMP_PROGRESS_INTERVAL="0.02",
-    )
 
 
 async def generate_one_video(client: Client) -> tuple[dict[str, object], list[float]]:
@@ -82,46 +56,6 @@ async def test_the_console_script_serves_stdio(upstream: Upstream, tmp_path: Pat
     assert progress[-1] == 100
     assert Path(str(waited["saved_videos"][0]["path"])).is_file()  # type: ignore[index]
     assert SIMULATOR_API_KEY not in (tmp_path / "stderr.log").read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class ServerProcess:
-    url: str
-    process: Process
-
-
-@asynccontextmanager
-async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIterator[ServerProcess]:
-    """The console script serving streamable HTTP on a free loopback port, stopped on exit."""
-    port = free_port()
-    command = [console_script(), "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port)]
-    process = await anyio.open_process(
-        command, env=server_environment(upstream, download_dir), stdout=subprocess.DEVNULL, stderr=None
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        with anyio.fail_after(20):
-            async with httpx2.AsyncClient() as probe:
-                while True:
-                    assert process.returncode is None, "the server exited during start-up"
-                    try:
-                        await probe.get(url)
-                        break
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.05)
-        yield ServerProcess(url, process)
-    finally:
-        with suppress(ProcessLookupError):
-            process.terminate()
-        with anyio.fail_after(10), anyio.CancelScope(shield=True):
-            await process.wait()
 
 
 async def test_the_console_script_serves_streamable_http(

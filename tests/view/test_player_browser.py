@@ -27,15 +27,15 @@ from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 
 from apimp_video_mcp.server import build_server
-from tests.fake_host import CspMode, running_host
 from tests.support import Upstream, fast_settings, structured
+from tests.view.fake_host import CspMode, running_host
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Frame, Page
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The flags a closed network needs (no background connections that would be refused), headless.
 CHROMIUM_FLAGS = [
     "--headless",
