@@ -194,6 +194,7 @@ async def test_a_task_id_that_could_escape_the_status_path_is_refused(
 
 
 async def test_get_status_reports_progress_then_the_video_url(client: Client, upstream: Upstream) -> None:
+    upstream.simulator.task_duration_seconds = 60.0  # it ends when the test says, not by the clock
     task_id = await submit(client)
 
     first = structured(await client.call_tool("get_status", {"task_id": task_id}))
