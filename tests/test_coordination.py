@@ -19,6 +19,7 @@ import pytest
 
 from apimp_video_mcp.coordination import ClusterCoordination
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.service import VideoService, _coordination
 from apimp_video_mcp.store import SqliteTaskStore
 from apimp_video_mcp.store.postgres import PostgresTaskStore
@@ -122,7 +123,8 @@ async def test_a_follower_takes_over_once_the_owners_lease_lapses(
                 group.start_soon(wait)
                 # What the owner wrote before it died reaches the waiter through the store alone.
                 await store.record_status(
-                    TaskSnapshot.from_wire({"task_id": task_id, "status": "running", "progress": 50})
+                    TaskSnapshot.from_wire({"task_id": task_id, "status": "running", "progress": 50}),
+                    principal=LOCAL_PRINCIPAL_ID,
                 )
                 await halfway.wait()
                 requests_while_owned = instance.status_requests
@@ -176,7 +178,8 @@ async def test_every_status_change_is_announced_to_listeners(postgres_url: str) 
             await listening.wait()
             for progress in (10, 10, 20):  # the repeat is no change, and is not announced
                 await writer.record_status(
-                    TaskSnapshot.from_wire({"task_id": "task_1", "status": "running", "progress": progress})
+                    TaskSnapshot.from_wire({"task_id": "task_1", "status": "running", "progress": progress}),
+                    principal=LOCAL_PRINCIPAL_ID,
                 )
             await enough.wait()
             group.cancel_scope.cancel()

@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 
 from apimp_video_mcp.models import SubmitRequest
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
@@ -138,8 +139,8 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
             async with service.running(), anyio.create_task_group() as group:
                 for task_id in task_ids:
                     group.start_soon(partial(service.wait, task_id, download=False))
-        entries = await journal.recent(limit=tasks + 1)
-        events = [await journal.get(task_id, with_events=True) for task_id in task_ids]
+        entries = await journal.recent(principal=LOCAL, limit=tasks + 1)
+        events = [await journal.get(task_id, principal=LOCAL, with_events=True) for task_id in task_ids]
     await journal.close()
 
     assert len(entries) == tasks

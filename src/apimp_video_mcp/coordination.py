@@ -135,7 +135,9 @@ class ClusterCoordination:
         await self._leases.release_polling(task_id, self.owner)
 
     async def read(self, task_id: str) -> TaskSnapshot | None:
-        entry = await self._store.get(task_id)
+        # Its follower already checked the task is its caller's; the entry is read as its owner's.
+        owner = await self._store.owner(task_id)
+        entry = None if owner is None else await self._store.get(task_id, principal=owner)
         if entry is None or entry.task_id is None or entry.submit_state != "accepted":
             return None
         return entry.to_snapshot()

@@ -72,6 +72,15 @@ JOURNAL_RETRY_DELAYS_SECONDS: Final = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 
 # --- Streamable HTTP transport -------------------------------------------------------------
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
+# --- Per-principal limits (authenticated HTTP callers) -------------------------------------------
+# A Veo task takes minutes, so a handful at once is a busy person; twenty 8 s Veo 3 videos an hour
+# is about 64 USD at Google's list price: enough for real work, a ceiling on a leaked key. The keys
+# file or APIMP_MAX_RUNNING_TASKS / APIMP_MAX_SUBMITS_PER_HOUR change them.
+DEFAULT_MAX_RUNNING_TASKS: Final = 4
+DEFAULT_MAX_SUBMITS_PER_HOUR: Final = 20
+# Both limits look back this far: submits per hour count the last hour, and a task not seen to end
+# within it stops counting as running (nobody polled it: it must not block its owner forever).
+LIMIT_WINDOW_SECONDS: Final = 3600.0
 DEFAULT_HTTP_PORT: Final = 8000
 DEFAULT_SIMULATOR_PORT: Final = 8765
 

@@ -10,6 +10,8 @@
     │   ├── TaskNotFoundError       404: APIMP does not know the task id
     │   ├── RateLimitedError        429: slow down, with the Retry-After when APIMP sent one
     │   └── UpstreamServerError     5xx: APIMP is having trouble
+    ├── UnknownTaskError            the caller has no such task here (none, or another principal's)
+    ├── LimitExceededError          the caller's principal is at one of its limits; nothing was sent
     ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
     ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
     ├── DownloadError               a finished video could not be saved
@@ -126,6 +128,35 @@ class UpstreamServerError(UpstreamError):
         return (
             f"APIMP had a server error (HTTP {self.status_code}: {self.upstream_message}). "
             "This is usually temporary; try again shortly."
+        )
+
+
+class UnknownTaskError(ApimpError):
+    """The caller's journal has no such task: it never existed, or it is another principal's.
+
+    Both cases give this same message, so a task id reveals nothing about anyone else's tasks.
+    """
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"There is no task {task_id!r} among your tasks on this server. Check the id: use the "
+            "task_id returned by submit_video; list_tasks lists your tasks."
+        )
+
+
+class LimitExceededError(ApimpError):
+    """The principal is at one of its limits; the call was refused before any request to APIMP.
+
+    The message names the limit, its value and when it frees up, so the model can tell the user
+    or come back later instead of retrying at once.
+    """
+
+    def __init__(self, limit: str, value: int, frees_up: str) -> None:
+        self.limit = limit
+        self.value = value
+        super().__init__(
+            f"Refused: you are at your limit of {value} {limit}; nothing was submitted or charged. {frees_up}"
         )
 
 

@@ -68,6 +68,11 @@ _NO_ROOTS_REMOTE: Final = (
     "yours, and remote callers may not read its files. Use an image URL (http or https) instead; the "
     "server's operator can allow folders with APIMP_UPLOAD_ROOTS."
 )
+_NO_ROOTS_FOR_PRINCIPAL: Final = (
+    "this server is reached over HTTP and its operator allowed no folder for your key, so it reads no "
+    "local file for you. Use an image URL (http or https) instead; the operator can map a folder to "
+    "your key in the keys file (upload_roots)."
+)
 _NO_ROOTS_TURNED_OFF: Final = (
     f"local files are turned off on this server (APIMP_UPLOAD_ROOTS={UPLOAD_ROOTS_NONE}). Use an image "
     "URL (http or https) instead."
@@ -223,6 +228,12 @@ class LocalFilePolicy:
         else:
             logger.info("local images cannot be uploaded: no folder is allowed")
         return cls(roots=roots, max_bytes=max_bytes, no_roots_reason=reason)
+
+    @classmethod
+    def for_principal(cls, roots: Sequence[Path], *, max_bytes: int) -> LocalFilePolicy:
+        """The folders the operator mapped to one authenticated caller (none: no local file at all)."""
+        resolved = tuple(dict.fromkeys(Path(os.path.realpath(root)) for root in roots))
+        return cls(roots=resolved, max_bytes=max_bytes, no_roots_reason=_NO_ROOTS_FOR_PRINCIPAL)
 
     @asynccontextmanager
     async def open_image(self, source: str, *, field: str) -> AsyncIterator[LocalImage]:

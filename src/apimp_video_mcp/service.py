@@ -2,6 +2,11 @@
 
 The MCP tools are thin adapters over this class, so everything a tool does can be used and
 tested without a protocol in between.
+
+Every call is made for a principal (`principals`): the owner of the tasks it creates, whose
+tasks alone it may see, whose APIMP key (if it has its own) it uses upstream, whose folder its
+videos are saved in and whose limits it counts against. It defaults to the local principal, the
+one user of a stdio server.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from apimp_video_mcp.errors import (
     ConfigurationError,
     DownloadError,
     JournalUnavailableError,
+    LimitExceededError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
+    UnknownTaskError,
     UpstreamRejectedError,
     UpstreamUnreachableError,
 )
@@ -40,6 +47,7 @@ from apimp_video_mcp.polling import (
     WaitOutcome,
     wait_for_task,
 )
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.results import (
     EffectiveFormat,
     SavedVideo,
@@ -95,6 +103,10 @@ class VideoService:
         # spares the journal a write when nothing changed, and a read to ask if the task ended.
         self._recorded_running: dict[str, TaskSnapshot] = {}
         self.journal_retry = JournalRetry(clock=clock)
+        # Whose each polled (or running) task is: the poller asks APIMP with its owner's key.
+        self._owners: dict[str, Principal] = {}
+        # A limited principal's check-then-record runs one at a time, so parallel submits all count.
+        self._limit_locks: dict[str, anyio.Lock] = {}
         # Without a policy from the server (which knows the transport), only configured roots count.
         self.uploads = ImageUploader(
             client,
@@ -105,7 +117,7 @@ class VideoService:
         )
         # One poller per task for the whole process: every waiter on a task shares its requests.
         self.pollers = PollerHub(
-            self.fetch_status_once,
+            self._poll_status,
             schedule=AdaptiveSchedule(
                 floor_seconds=settings.poll_floor_seconds, ceiling_seconds=settings.poll_ceiling_seconds
             ),
@@ -120,12 +132,16 @@ class VideoService:
         async with self.journal_retry.running(), self.pollers.running():
             yield self
 
-    async def submit(self, request: SubmitRequest) -> SubmitResult:
-        """Check the documented rules, journal the request, then create the task (never twice)."""
+    async def submit(self, request: SubmitRequest, *, principal: Principal = LOCAL_PRINCIPAL) -> SubmitResult:
+        """Check the documented rules and the principal's limits, journal the request, then create
+        the task (never twice)."""
         request.check_documented_rules()
-        request, uploaded = await self.uploads.localize(request)  # local images become hosted URLs
-        entry_id = await self._record_submission(request)
-        snapshot = await self._submit_journaled(request, entry_id)
+        async with self._limit_lock(principal):
+            await self._check_limits(principal)
+            # Local images become hosted URLs.
+            request, uploaded = await self._uploader(principal).localize(request)
+            entry_id = await self._record_submission(request, principal)
+        snapshot = await self._submit_journaled(request, entry_id, principal)
         logger.info("submitted %s task %s", request.model, snapshot.task_id)
         return SubmitResult(
             task_id=snapshot.task_id,
@@ -138,10 +154,12 @@ class VideoService:
             next_step=NEXT_AFTER_SUBMIT,
         )
 
-    async def _record_submission(self, request: SubmitRequest) -> str:
+    async def _record_submission(self, request: SubmitRequest, principal: Principal) -> str:
         """Write the request down first: a submit the journal cannot hold is not sent at all."""
         try:
-            return await self.journal.record_submission(request.model, request.to_body())
+            return await self.journal.record_submission(
+                request.model, request.to_body(), principal=principal.id
+            )
         except Exception as exc:
             raise JournalUnavailableError(
                 f"The task journal could not record the request ({describe_failure(exc)}), so the video "
@@ -175,14 +193,73 @@ class VideoService:
             )
         return None
 
-    async def upload_image(self, source: str) -> UploadResult:
-        """Upload one local image and return its hosted URL."""
-        return await self.uploads.upload(source)
+    async def upload_image(self, source: str, *, principal: Principal = LOCAL_PRINCIPAL) -> UploadResult:
+        """Upload one local image (from the principal's allowed folders) and return its hosted URL."""
+        return await self._uploader(principal).upload(source)
 
-    async def _submit_journaled(self, request: SubmitRequest, entry_id: str) -> TaskSnapshot:
+    def client_for(self, principal: Principal) -> ApimpClient:
+        """The client sending the principal's own APIMP key, or the server's when it has none."""
+        key = principal.api_key
+        if key is None:
+            return self.client
+        return self.client.with_api_key(lambda: key.get_secret_value())
+
+    def _uploader(self, principal: Principal) -> ImageUploader:
+        if principal.upload_roots is None and principal.api_key is None:
+            return self.uploads
+        policy = self.uploads.policy
+        if principal.upload_roots is not None:
+            policy = LocalFilePolicy.for_principal(
+                principal.upload_roots, max_bytes=self.settings.upload_max_bytes
+            )
+        return ImageUploader(self.client_for(principal), policy)
+
+    @asynccontextmanager
+    async def _limit_lock(self, principal: Principal) -> AsyncIterator[None]:
+        """Held across the check and the journal write of a limited principal's submit."""
+        limits = principal.limits
+        if limits.max_running_tasks is None and limits.max_submits_per_hour is None:
+            yield
+            return
+        async with self._limit_locks.setdefault(principal.id, anyio.Lock()):
+            yield
+
+    async def _check_limits(self, principal: Principal) -> None:
+        """Refuse, before any request to APIMP, a submit that would break one of the principal's limits."""
+        limits = principal.limits
+        if limits.max_running_tasks is None and limits.max_submits_per_hour is None:
+            return
+        window = timedelta(seconds=defaults.LIMIT_WINDOW_SECONDS)
+        now = datetime.now(UTC)
+        recent = await self.journal.submissions_since(principal=principal.id, since=_iso(now - window))
+        per_hour = limits.max_submits_per_hour
+        if per_hour is not None and len(recent) >= per_hour:
+            # The oldest submits must leave the window until one fewer than the limit remain.
+            frees_at = _parse_time(recent[len(recent) - per_hour].recorded_at) + window
+            raise LimitExceededError(
+                "submits per hour",
+                per_hour,
+                f"The next submit is possible at {_clock(frees_at)} UTC (in {_minutes(frees_at - now)}).",
+            )
+        running = [entry for entry in recent if not entry.is_terminal]
+        max_running = limits.max_running_tasks
+        if max_running is not None and len(running) >= max_running:
+            ids = ", ".join(entry.task_id or entry.entry_id for entry in running)
+            frees_at = _parse_time(running[0].recorded_at) + window
+            raise LimitExceededError(
+                "running tasks",
+                max_running,
+                f"It frees up as soon as one of them ends ({ids}: wait_for_video on one of them), and "
+                f"at {_clock(frees_at)} UTC at the latest (in {_minutes(frees_at - now)}), when the "
+                f"oldest stops counting ({defaults.LIMIT_WINDOW_SECONDS / 3600:g} h after its submit).",
+            )
+
+    async def _submit_journaled(
+        self, request: SubmitRequest, entry_id: str, principal: Principal
+    ) -> TaskSnapshot:
         """Send the submit and settle its journal entry whatever happens, even on cancellation."""
         try:
-            snapshot = await self.client.submit(request)
+            snapshot = await self.client_for(principal).submit(request)
         except _NOTHING_CREATED:
             await self._settle(self.journal.discard(entry_id), entry_id)
             raise
@@ -209,27 +286,47 @@ class VideoService:
         except Exception as exc:
             logger.warning("the task journal could not settle %s: %s", entry_id, describe_failure(exc))
 
-    async def get_status(self, task_id: str, *, refresh: bool = False) -> TaskReport:
+    async def get_status(
+        self, task_id: str, *, refresh: bool = False, principal: Principal = LOCAL_PRINCIPAL
+    ) -> TaskReport:
         """The task's status: from the journal when it has ended (unless `refresh`), else from APIMP."""
-        if task_id not in self._recorded_running:  # a task we have seen running cannot have ended unseen
-            entry = await self.journal.get(task_id)
+        owner = self._owners.get(task_id)
+        # A task this principal has seen running cannot have ended unseen: no journal read needed.
+        if task_id not in self._recorded_running or owner is None or owner.id != principal.id:
+            entry = await self.entry_for(task_id, principal)
             if entry is not None and entry.submit_state == "unknown":
                 raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
             if entry is not None and entry.is_terminal and not refresh:
                 return TaskReport.from_entry(entry, _next_step_for(entry.status, timed_out=False))
-        snapshot = await self.fetch_status(task_id)
+        snapshot = await self.fetch_status(task_id, principal)
         return TaskReport.from_snapshot(snapshot, _next_step(snapshot, timed_out=False))
 
-    async def fetch_status_once(self, task_id: str) -> TaskSnapshot:
-        """One attempt, for the pollers: their own schedule decides when to try again."""
-        return await self.fetch_status(task_id, retry=False)
+    async def entry_for(
+        self, task_id: str, principal: Principal, *, with_events: bool = False
+    ) -> JournalEntry | None:
+        """The principal's journal entry for a task, or None for a task it may still ask APIMP about.
 
-    async def fetch_status(self, task_id: str, *, retry: bool = True) -> TaskSnapshot:
-        """Ask APIMP, and write what it says through to the journal (when it says something new)."""
-        snapshot = await self.client.get_status(task_id, retry=retry)
+        Only the local principal asks APIMP about a task id the journal has never seen (a task
+        submitted elsewhere with the same key). Anyone else's task, and for a remote principal any
+        task not already its own, is refused with the same `UnknownTaskError`: the answer never
+        tells whether a task exists.
+        """
+        entry = await self.journal.get(task_id, principal=principal.id, with_events=with_events)
+        if entry is not None:
+            return entry
+        if principal.remote or await self.journal.owner(task_id) is not None:
+            raise UnknownTaskError(task_id)
+        return None
+
+    async def fetch_status(
+        self, task_id: str, principal: Principal = LOCAL_PRINCIPAL, *, retry: bool = True
+    ) -> TaskSnapshot:
+        """Ask APIMP (with the principal's key), and write what it says through to the journal (when
+        it says something new). The caller has checked the task is the principal's (`entry_for`)."""
+        snapshot = await self.client_for(principal).get_status(task_id, retry=retry)
         if self._recorded_running.get(task_id) != snapshot:
             try:
-                await self.journal.record_status(snapshot)
+                await self.journal.record_status(snapshot, principal=principal.id)
             except Exception as exc:  # the status is still true: report it, write it next time
                 logger.warning(
                     "the task journal could not record a status of %s: %s", task_id, describe_failure(exc)
@@ -238,13 +335,23 @@ class VideoService:
                 return snapshot
         if snapshot.is_terminal:
             self._recorded_running.pop(task_id, None)
+            self._owners.pop(task_id, None)
         else:
             self._recorded_running[task_id] = snapshot
+            self._owners[task_id] = principal
         return snapshot
 
-    async def list_tasks(self, *, status: EntryStatus | None = None, limit: int = 20) -> TaskList:
-        """The journal's newest tasks."""
-        return TaskList(tasks=await self.journal.recent(status=status, limit=limit), status_filter=status)
+    async def _poll_status(self, task_id: str) -> TaskSnapshot:
+        """The pollers' fetch, one attempt (their own schedule decides when to try again), as the
+        task's owner (set by `wait` before it follows)."""
+        return await self.fetch_status(task_id, self._owners[task_id], retry=False)
+
+    async def list_tasks(
+        self, *, status: EntryStatus | None = None, limit: int = 20, principal: Principal = LOCAL_PRINCIPAL
+    ) -> TaskList:
+        """The principal's newest tasks in the journal."""
+        entries = await self.journal.recent(principal=principal.id, status=status, limit=limit)
+        return TaskList(tasks=entries, status_filter=status)
 
     async def wait(
         self,
@@ -253,15 +360,17 @@ class VideoService:
         timeout_seconds: float | None = None,
         download: bool = True,
         report: ReportProgress = _no_progress,
+        principal: Principal = LOCAL_PRINCIPAL,
     ) -> WaitResult:
         """Wait for the task until it ends or the timeout passes; save its videos when asked."""
-        entry = await self.journal.get(task_id)
+        entry = await self.entry_for(task_id, principal)
         if entry is not None and entry.submit_state == "unknown":
             raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
         if entry is not None and entry.is_terminal:  # nothing left to wait for: no request needed
             outcome = WaitOutcome(entry.to_snapshot(), timed_out=False, waited_seconds=0.0)
             await report(100.0, f"{entry.status} (from the task journal)")
         else:
+            self._owners[task_id] = principal
             outcome = await wait_for_task(
                 self.pollers,
                 task_id,
@@ -273,12 +382,12 @@ class VideoService:
         snapshot = outcome.snapshot
         source: Literal["apimp", "journal"] = "apimp"
         if snapshot is None:  # APIMP never answered in time: the journal's last word, or nothing
-            snapshot, source = await self._last_known(task_id, outcome), "journal"
+            snapshot, source = await self._last_known(task_id, outcome, principal), "journal"
         saved: list[SavedVideo] = []
         download_error = None
         if download and snapshot.status == "finished":
             try:
-                saved = await self.save_videos(snapshot)
+                saved = await self.save_videos(snapshot, principal)
             except DownloadError as exc:
                 download_error = str(exc)
             await self.journal.record_local_paths(task_id, [video.path for video in saved])
@@ -301,9 +410,9 @@ class VideoService:
             last_error=outcome.last_error,
         )
 
-    async def _last_known(self, task_id: str, outcome: WaitOutcome) -> TaskSnapshot:
+    async def _last_known(self, task_id: str, outcome: WaitOutcome, principal: Principal) -> TaskSnapshot:
         """The journal's last status of a task APIMP did not answer about; unreachable if it has none."""
-        entry = await self.journal.get(task_id)
+        entry = await self.journal.get(task_id, principal=principal.id)
         if entry is not None and entry.task_id is not None and entry.submit_state == "accepted":
             return entry.to_snapshot()
         last_error = f" The last error: {outcome.last_error}." if outcome.last_error else ""
@@ -313,13 +422,16 @@ class VideoService:
             "Nothing was submitted or charged by this call; calling wait_for_video again later is safe."
         )
 
-    async def save_videos(self, snapshot: TaskSnapshot) -> list[SavedVideo]:
-        """Download every video of a finished task into the download directory."""
+    async def save_videos(
+        self, snapshot: TaskSnapshot, principal: Principal = LOCAL_PRINCIPAL
+    ) -> list[SavedVideo]:
+        """Download every video of a finished task into the principal's download folder."""
         saved = []
+        folder = principal.download_dir(self.settings.download_dir)
         for index, url in enumerate(snapshot.video_urls):
-            destination = self.settings.download_dir / video_filename(snapshot.task_id, url, index)
+            destination = folder / video_filename(snapshot.task_id, url, index)
             path = await download_video(
-                self.client,
+                self.client_for(principal),
                 url,
                 destination,
                 max_bytes=self.settings.download_max_bytes,
@@ -355,6 +467,25 @@ def _unreachable_note(outcome: WaitOutcome, since: str) -> str:
         "The status shown is the last one known. The task itself is unaffected: calling "
         "wait_for_video again is safe and never resubmits or pays twice."
     )
+
+
+def _iso(moment: datetime) -> str:
+    """As the journal writes its times (so they compare as strings)."""
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _clock(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%H:%M")
+
+
+def _minutes(span: timedelta) -> str:
+    minutes = max(1, round(span.total_seconds() / 60))
+    return f"{minutes} min"
 
 
 def _unknown_outcome_message(entry: JournalEntry) -> str:

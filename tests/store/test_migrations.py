@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.store import task_store_for
 from apimp_video_mcp.store.migrations import LATEST_VERSION, MIGRATIONS, migrate_sqlite
 from tests.store.test_task_store import snapshot
@@ -58,7 +59,7 @@ def test_versions_count_up_from_one_and_each_does_something() -> None:
 async def test_a_new_journal_gets_every_version_once_however_often_it_is_opened(location: str) -> None:
     for _ in range(2):
         store = task_store_for(location)
-        await store.recent()
+        await store.recent(principal=LOCAL)
         await store.close()
 
     assert applied_versions(location) == list(range(1, LATEST_VERSION + 1))
@@ -70,9 +71,9 @@ async def test_a_journal_from_before_migrations_is_adopted_with_its_tasks(tmp_pa
         db.executescript(PRE_MIGRATION_JOURNAL)
 
     store = task_store_for(str(path))
-    old = await store.get("task_old", with_events=True)
-    await store.record_status(snapshot("task_new", "running", 5))
-    new = await store.get("task_new")
+    old = await store.get("task_old", principal=LOCAL, with_events=True)
+    await store.record_status(snapshot("task_new", "running", 5), principal=LOCAL)
+    new = await store.get("task_new", principal=LOCAL)
     await store.close()
 
     assert old is not None
@@ -89,7 +90,7 @@ async def test_a_journal_from_before_migrations_is_adopted_with_its_tasks(tmp_pa
 
 async def test_a_journal_written_by_a_newer_release_is_refused_and_named(location: str) -> None:
     store = task_store_for(location)
-    await store.recent()
+    await store.recent(principal=LOCAL)
     await store.close()
     future = LATEST_VERSION + 1
     if location.startswith("postgresql://"):
@@ -101,7 +102,7 @@ async def test_a_journal_written_by_a_newer_release_is_refused_and_named(locatio
 
     reopened = task_store_for(location)
     with pytest.raises(ConfigurationError, match=rf"schema version {future}.*newer release"):
-        await reopened.recent()
+        await reopened.recent(principal=LOCAL)
     await reopened.close()
 
 

@@ -10,6 +10,7 @@ from mcp import Client
 
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.store import task_store_for
 from tests.support import Upstream, fast_settings, structured
@@ -46,7 +47,7 @@ async def test_an_unreachable_database_is_named_without_its_password() -> None:
     store = task_store_for("postgresql://apimp:hunter2@127.0.0.1:1/journal?connect_timeout=2")
 
     with pytest.raises(ConfigurationError) as raised:
-        await store.recent()
+        await store.recent(principal=LOCAL)
     await store.close()
 
     assert "postgresql://127.0.0.1:1/journal" in str(raised.value)

@@ -24,6 +24,7 @@ from mcp.types import BlobResourceContents, TextResourceContents, Tool
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.models import TASK_ID_PATTERN, TaskFile, TaskSnapshot
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import sample_video
 from apimp_video_mcp.store import SqliteTaskStore
@@ -161,7 +162,8 @@ async def test_a_result_origin_seen_in_the_journal_is_declared_when_the_page_is_
                 status="finished",
                 upstream_status="finished",
                 files=[TaskFile(file_url="https://videos.cdn.example.org/a/b.mp4?sig=1", file_type="image")],
-            )
+            ),
+            principal=LOCAL_PRINCIPAL_ID,
         )
     finally:
         await journal.close()
@@ -281,7 +283,9 @@ async def test_the_estimate_comes_from_earlier_tasks_of_the_same_model(
     journal = await SqliteTaskStore.open(settings.journal_path)
     try:
         for index, seconds in enumerate((40, 50, 60)):
-            entry_id = await journal.record_submission(VEO, {"model": VEO, "input": {"prompt": "x"}})
+            entry_id = await journal.record_submission(
+                VEO, {"model": VEO, "input": {"prompt": "x"}}, principal=LOCAL_PRINCIPAL_ID
+            )
             done = TaskSnapshot(
                 task_id=f"task_earlier_{index}",
                 status="finished",

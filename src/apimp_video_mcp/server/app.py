@@ -26,6 +26,7 @@ from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, ModelChoice, SubmitRequest, VideoInput
 from apimp_video_mcp.polling import Clock
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
+from apimp_video_mcp.server.auth import current_principal
 from apimp_video_mcp.server.outcomes import answer, as_tool_errors
 from apimp_video_mcp.server.resources import register_resources
 from apimp_video_mcp.server.schema import publishable_input_schema
@@ -90,7 +91,8 @@ async def submit_video(
     wait_for_video with the task_id. The arguments are sent to APIMP exactly as given.
     """
     with as_tool_errors():
-        return answer(await _service(ctx).submit(SubmitRequest(model=model, input=input)))
+        request = SubmitRequest(model=model, input=input)
+        return answer(await _service(ctx).submit(request, principal=current_principal()))
 
 
 async def upload_image(
@@ -111,7 +113,7 @@ async def upload_image(
     72 h. A server reached over HTTP reads no local file unless its operator allowed folders.
     """
     with as_tool_errors():
-        return answer(await _service(ctx).upload_image(path))
+        return answer(await _service(ctx).upload_image(path, principal=current_principal()))
 
 
 async def get_status(
@@ -128,7 +130,7 @@ async def get_status(
     result, use wait_for_video instead of calling this in a loop.
     """
     with as_tool_errors():
-        return answer(await _service(ctx).get_status(task_id, refresh=refresh))
+        return answer(await _service(ctx).get_status(task_id, refresh=refresh, principal=current_principal()))
 
 
 async def list_tasks(
@@ -145,7 +147,9 @@ async def list_tasks(
     a new one: an unfinished task can be waited for again with wait_for_video.
     """
     with as_tool_errors():
-        return answer(await _service(ctx).list_tasks(status=status, limit=limit))
+        return answer(
+            await _service(ctx).list_tasks(status=status, limit=limit, principal=current_principal())
+        )
 
 
 async def wait_for_video(
@@ -178,7 +182,11 @@ async def wait_for_video(
 
     with as_tool_errors():
         result = await _service(ctx).wait(
-            task_id, timeout_seconds=timeout_seconds, download=download, report=report
+            task_id,
+            timeout_seconds=timeout_seconds,
+            download=download,
+            report=report,
+            principal=current_principal(),
         )
         return answer(result)
 

@@ -3,6 +3,8 @@
 apimp://tasks              the newest tasks in the journal
 apimp://tasks/{task_id}    one task, with every status change seen
 apimp://models             each model's documented fields and limits
+
+Tasks are the caller's own: another principal's task reads exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from apimp_video_mcp.catalog import MODEL_SPECS
 from apimp_video_mcp.models import VeoMetadata, VideoInput
+from apimp_video_mcp.server.auth import current_principal
 from apimp_video_mcp.service import VideoService
 
 RECENT_TASKS_IN_RESOURCE: Final = 50
@@ -49,7 +52,7 @@ def register_resources(server: MCPServer[Any], service: Callable[[], VideoServic
         mime_type=JSON,
     )
     async def recent_tasks() -> str:
-        listing = await service().list_tasks(limit=RECENT_TASKS_IN_RESOURCE)
+        listing = await service().list_tasks(limit=RECENT_TASKS_IN_RESOURCE, principal=current_principal())
         return listing.model_dump_json(indent=2)
 
     @server.resource(
@@ -60,7 +63,8 @@ def register_resources(server: MCPServer[Any], service: Callable[[], VideoServic
         mime_type=JSON,
     )
     async def one_task(task_id: str) -> str:
-        entry = await service().journal.get(task_id, with_events=True)
+        principal = current_principal()
+        entry = await service().journal.get(task_id, principal=principal.id, with_events=True)
         if entry is None:
             raise ResourceNotFoundError(f"The task journal has no task {task_id!r}.")
         return entry.model_dump_json(indent=2)

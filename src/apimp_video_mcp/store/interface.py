@@ -6,6 +6,10 @@ is sent (even a crash during the request leaves a trace), and every status seen 
 written through. The service depends on this Protocol only, so a backend (SQLite today, a
 shared database for a cluster) can be added beside the others without touching the service.
 No backend ever stores the API key: only the request body, which holds none.
+
+Every entry belongs to a principal (`apimp_video_mcp.principals`): reads take the caller's
+principal and never return another's entry, so no caller can see, wait on or replay someone
+else's task. A backend must keep that column through its own upgrades.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ class TaskStore(Protocol):
     async def close(self) -> None:
         """Release the store's connections; safe to call when it was never opened."""
 
-    async def record_submission(self, model: str, request: dict[str, Any]) -> str:
-        """Write the request down before it is sent; returns the new entry's id."""
+    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
+        """Write the request down, as the principal's, before it is sent; returns the new entry's id."""
 
     async def record_accepted(self, entry_id: str, snapshot: TaskSnapshot) -> None:
         """APIMP created the task: attach its id and first status."""
@@ -35,14 +39,25 @@ class TaskStore(Protocol):
     async def discard(self, entry_id: str) -> None:
         """Forget a submit that provably created nothing (refused, or never connected)."""
 
-    async def record_status(self, snapshot: TaskSnapshot) -> None:
-        """Write a status through; a task first seen here (submitted elsewhere) gets an entry."""
+    async def record_status(self, snapshot: TaskSnapshot, *, principal: str) -> None:
+        """Write a status through; a task first seen here (submitted elsewhere) gets an entry, the
+        principal's. An existing entry keeps its owner."""
 
     async def record_local_paths(self, task_id: str, paths: Sequence[str]) -> None:
         """Remember where a task's videos were saved."""
 
-    async def get(self, task_id: str, *, with_events: bool = False) -> JournalEntry | None:
-        """The entry for a task id (or an entry id, for a submit whose outcome is unknown)."""
+    async def get(self, task_id: str, *, principal: str, with_events: bool = False) -> JournalEntry | None:
+        """The principal's entry for a task id (or an entry id, for a submit whose outcome is
+        unknown); None when there is none, whether or not another principal has one."""
 
-    async def recent(self, *, status: EntryStatus | None = None, limit: int = 20) -> list[JournalEntry]:
-        """Newest first, optionally only one status."""
+    async def owner(self, task_id: str) -> str | None:
+        """The principal a task id (or entry id) belongs to; None when the journal has no such task."""
+
+    async def recent(
+        self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
+    ) -> list[JournalEntry]:
+        """The principal's entries, newest first, optionally only one status."""
+
+    async def submissions_since(self, *, principal: str, since: str) -> list[JournalEntry]:
+        """The principal's own submits (entries with a request) recorded at or after `since` (an
+        ISO 8601 UTC time, as `recorded_at` is written), oldest first: what its limits count."""

@@ -114,6 +114,18 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX task_polls_by_owner ON task_polls (owner)",
         ),
     ),
+    Migration(
+        version=3,
+        description="every task belongs to a principal; the tasks before them were the local user's",
+        sqlite=(
+            "ALTER TABLE tasks ADD COLUMN principal TEXT NOT NULL DEFAULT 'local'",
+            "CREATE INDEX tasks_by_principal ON tasks (principal, recorded_at DESC)",
+        ),
+        postgresql=(
+            "ALTER TABLE tasks ADD COLUMN principal TEXT NOT NULL DEFAULT 'local'",
+            "CREATE INDEX tasks_by_principal ON tasks (principal, recorded_at DESC, seq DESC)",
+        ),
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1].version

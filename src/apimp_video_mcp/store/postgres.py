@@ -82,12 +82,12 @@ class PostgresTaskStore:
             await self._pool.close()
             self._pool = None
 
-    async def record_submission(self, model: str, request: dict[str, Any]) -> str:
+    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
         entry_id = new_entry_id()
         await self._execute(
-            "INSERT INTO tasks (entry_id, model, request, submit_state, status, recorded_at, updated_at)"
-            " VALUES (%s, %s, %s, 'sending', 'submit_outcome_unknown', now(), now())",
-            (entry_id, model, Jsonb(request)),
+            "INSERT INTO tasks (entry_id, principal, model, request, submit_state, status, recorded_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, 'sending', 'submit_outcome_unknown', now(), now())",
+            (entry_id, principal, model, Jsonb(request)),
         )
         return entry_id
 
@@ -107,15 +107,15 @@ class PostgresTaskStore:
     async def discard(self, entry_id: str) -> None:
         await self._execute("DELETE FROM tasks WHERE entry_id = %s", (entry_id,))
 
-    async def record_status(self, snapshot: TaskSnapshot) -> None:
+    async def record_status(self, snapshot: TaskSnapshot, *, principal: str) -> None:
         async with self._transaction() as conn:
             # A task first seen here was submitted elsewhere; another instance may see it at the
             # same moment, and then one insert wins. Its first status is written below, as an event.
             await conn.execute(
-                "INSERT INTO tasks (entry_id, task_id, submit_state, status, recorded_at, updated_at)"
-                " VALUES (%s, %s, 'accepted', 'submit_outcome_unknown', now(), now())"
+                "INSERT INTO tasks (entry_id, task_id, principal, submit_state, status, recorded_at,"
+                " updated_at) VALUES (%s, %s, %s, 'accepted', 'submit_outcome_unknown', now(), now())"
                 " ON CONFLICT (task_id) DO NOTHING",
-                (new_entry_id(), snapshot.task_id),
+                (new_entry_id(), snapshot.task_id, principal),
             )
             cursor = await conn.execute("SELECT entry_id FROM tasks WHERE task_id = %s", (snapshot.task_id,))
             row = await cursor.fetchone()
@@ -128,10 +128,11 @@ class PostgresTaskStore:
             (Jsonb(list(paths)), task_id),
         )
 
-    async def get(self, task_id: str, *, with_events: bool = False) -> JournalEntry | None:
+    async def get(self, task_id: str, *, principal: str, with_events: bool = False) -> JournalEntry | None:
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "SELECT * FROM tasks WHERE task_id = %s OR entry_id = %s", (task_id, task_id)
+                "SELECT * FROM tasks WHERE (task_id = %s OR entry_id = %s) AND principal = %s",
+                (task_id, task_id, principal),
             )
             row = await cursor.fetchone()
             if row is None:
@@ -148,12 +149,32 @@ class PostgresTaskStore:
                 ]
             return entry
 
-    async def recent(self, *, status: EntryStatus | None = None, limit: int = 20) -> list[JournalEntry]:
+    async def owner(self, task_id: str) -> str | None:
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "SELECT * FROM tasks WHERE %(status)s::text IS NULL OR status = %(status)s"
+                "SELECT principal FROM tasks WHERE task_id = %s OR entry_id = %s", (task_id, task_id)
+            )
+            row = await cursor.fetchone()
+            return None if row is None else str(row["principal"])
+
+    async def recent(
+        self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
+    ) -> list[JournalEntry]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM tasks WHERE principal = %(principal)s"
+                " AND (%(status)s::text IS NULL OR status = %(status)s)"
                 " ORDER BY recorded_at DESC, seq DESC LIMIT %(limit)s",
-                {"status": status, "limit": limit},
+                {"principal": principal, "status": status, "limit": limit},
+            )
+            return [_entry(row) for row in await cursor.fetchall()]
+
+    async def submissions_since(self, *, principal: str, since: str) -> list[JournalEntry]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM tasks WHERE principal = %s AND recorded_at >= %s::timestamptz"
+                " AND request IS NOT NULL ORDER BY recorded_at, seq",
+                (principal, since),
             )
             return [_entry(row) for row in await cursor.fetchall()]
 

@@ -31,6 +31,9 @@ class JournalEntry(BaseModel):
         description="The journal's own id; the only handle of a submit whose outcome is unknown."
     )
     task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
+    principal: str = Field(
+        default="local", description="Who the task belongs to: 'local' on stdio, else the caller's principal."
+    )
     model: str | None
     request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
     submit_state: SubmitState

@@ -3,6 +3,9 @@
 The journal is SQLite in WAL mode; each call runs on a worker thread, one at a
 time, so the event loop never blocks on the disk. It never stores the API key: only the request
 body, which holds none.
+
+Each task row names its principal (migration 3 gave journals from before principals the column,
+every old task going to the local principal, whose tasks they were).
 """
 
 from __future__ import annotations
@@ -59,16 +62,16 @@ class SqliteTaskStore:
             await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)
             self._connection = None
 
-    async def record_submission(self, model: str, request: dict[str, Any]) -> str:
-        """Write the request down before it is sent; returns the new entry's id."""
+    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
+        """Write the request down, as the principal's, before it is sent; returns the new entry's id."""
         entry_id = new_entry_id()
 
         def insert(db: sqlite3.Connection) -> None:
             now = _now()
             db.execute(
-                "INSERT INTO tasks (entry_id, model, request_json, submit_state, status, recorded_at,"
-                " updated_at) VALUES (?, ?, ?, 'sending', 'submit_outcome_unknown', ?, ?)",
-                (entry_id, model, json.dumps(request), now, now),
+                "INSERT INTO tasks (entry_id, principal, model, request_json, submit_state, status,"
+                " recorded_at, updated_at) VALUES (?, ?, ?, ?, 'sending', 'submit_outcome_unknown', ?, ?)",
+                (entry_id, principal, model, json.dumps(request), now, now),
             )
 
         await self._run(insert)
@@ -98,8 +101,9 @@ class SqliteTaskStore:
         """Forget a submit that provably created nothing (refused, or never connected)."""
         await self._run(lambda db: db.execute("DELETE FROM tasks WHERE entry_id = ?", (entry_id,)))
 
-    async def record_status(self, snapshot: TaskSnapshot) -> None:
-        """Write a status through; a task first seen here (submitted elsewhere) gets an entry."""
+    async def record_status(self, snapshot: TaskSnapshot, *, principal: str) -> None:
+        """Write a status through; a task first seen here (submitted elsewhere) gets an entry, the
+        principal's. An existing entry keeps its owner."""
 
         def upsert(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT entry_id FROM tasks WHERE task_id = ?", (snapshot.task_id,)).fetchone()
@@ -108,9 +112,9 @@ class SqliteTaskStore:
                 now = _now()
                 # Its first status is written below, as an event, like any other.
                 db.execute(
-                    "INSERT INTO tasks (entry_id, task_id, submit_state, status, recorded_at, updated_at)"
-                    " VALUES (?, ?, 'accepted', 'submit_outcome_unknown', ?, ?)",
-                    (entry_id, snapshot.task_id, now, now),
+                    "INSERT INTO tasks (entry_id, task_id, principal, submit_state, status, recorded_at,"
+                    " updated_at) VALUES (?, ?, ?, 'accepted', 'submit_outcome_unknown', ?, ?)",
+                    (entry_id, snapshot.task_id, principal, now, now),
                 )
             else:
                 entry_id = row[0]
@@ -126,12 +130,14 @@ class SqliteTaskStore:
             )
         )
 
-    async def get(self, task_id: str, *, with_events: bool = False) -> JournalEntry | None:
-        """The entry for a task id (or an entry id, for a submit whose outcome is unknown)."""
+    async def get(self, task_id: str, *, principal: str, with_events: bool = False) -> JournalEntry | None:
+        """The principal's entry for a task id (or an entry id, for a submit whose outcome is
+        unknown); None when there is none, whether or not another principal has one."""
 
         def select(db: sqlite3.Connection) -> JournalEntry | None:
             row = db.execute(
-                "SELECT * FROM tasks WHERE task_id = ? OR entry_id = ?", (task_id, task_id)
+                "SELECT * FROM tasks WHERE (task_id = ? OR entry_id = ?) AND principal = ?",
+                (task_id, task_id, principal),
             ).fetchone()
             if row is None:
                 return None
@@ -148,17 +154,43 @@ class SqliteTaskStore:
 
         return await self._run(select)
 
-    async def recent(self, *, status: EntryStatus | None = None, limit: int = 20) -> list[JournalEntry]:
-        """Newest first, optionally only one status."""
+    async def owner(self, task_id: str) -> str | None:
+        """The principal a task id (or entry id) belongs to; None when the journal has no such task."""
+
+        def select(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT principal FROM tasks WHERE task_id = ? OR entry_id = ?", (task_id, task_id)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(select)
+
+    async def recent(
+        self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
+    ) -> list[JournalEntry]:
+        """The principal's entries, newest first, optionally only one status."""
 
         def select(db: sqlite3.Connection) -> list[JournalEntry]:
-            query = "SELECT * FROM tasks"
-            parameters: tuple[Any, ...] = ()
+            query = "SELECT * FROM tasks WHERE principal = ?"
+            parameters: tuple[Any, ...] = (principal,)
             if status is not None:
-                query += " WHERE status = ?"
-                parameters = (status,)
+                query += " AND status = ?"
+                parameters = (*parameters, status)
             query += " ORDER BY recorded_at DESC, rowid DESC LIMIT ?"
             return [_entry(row) for row in db.execute(query, (*parameters, limit))]
+
+        return await self._run(select)
+
+    async def submissions_since(self, *, principal: str, since: str) -> list[JournalEntry]:
+        """The principal's own submits recorded at or after `since`, oldest first."""
+
+        def select(db: sqlite3.Connection) -> list[JournalEntry]:
+            rows = db.execute(
+                "SELECT * FROM tasks WHERE principal = ? AND recorded_at >= ? AND request_json IS NOT NULL"
+                " ORDER BY recorded_at, rowid",
+                (principal, since),
+            )
+            return [_entry(row) for row in rows]
 
         return await self._run(select)
 

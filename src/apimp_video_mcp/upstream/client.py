@@ -121,6 +121,12 @@ class ApimpClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
+    def with_api_key(self, api_key: Callable[[], str]) -> ApimpClient:
+        """This client (the same pool and retry policy) sending another APIMP key: a principal's own."""
+        return ApimpClient(
+            self._shared_http, api_key, retry_policy=self._retry_policy, sleep=self._sleep, rng=self._rng
+        )
+
     @property
     def _http(self) -> httpx2.AsyncClient:
         return self._shared_http()

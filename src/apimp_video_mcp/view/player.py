@@ -13,6 +13,9 @@ server through the host, one short call at a time. So every answer here is cheap
 - `video_bytes` serves a finished video from the local copy (saving it first if needed), capped,
   for hosts whose CSP refuses the result URL.
 
+Each is asked for one principal (the caller's) and sees only that principal's tasks, exactly as
+the service's tools do.
+
 Like the service, nothing here knows MCP.
 """
 
@@ -34,11 +37,13 @@ from apimp_video_mcp.errors import (
     DownloadError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
+    UnknownTaskError,
     UpstreamServerError,
     UpstreamUnreachableError,
     VideoUnavailableError,
 )
 from apimp_video_mcp.models import TaskStatus
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.store import JournalEntry
 
@@ -217,20 +222,24 @@ def _prompt(request: dict[str, Any] | None) -> str | None:
 class PlayerService:
     """The player view's side of the server, over the running `VideoService`."""
 
-    def __init__(self, service: VideoService, *, now: Now = _utc_now) -> None:
+    def __init__(
+        self, service: VideoService, *, principal: Principal = LOCAL_PRINCIPAL, now: Now = _utc_now
+    ) -> None:
         self.service = service
+        self.principal = principal
         self.settings: Settings = service.settings
         self.journal = service.journal
         self._now = now
 
     async def status(self, task_id: str) -> PlayerStatus:
         """The task's status for the view: at most one APIMP query, bounded in time."""
-        entry = await self.journal.get(task_id)
+        entry = await self.service.entry_for(task_id, self.principal)
         last_error = None
         if entry is None or not (entry.is_terminal or self._fresh(entry)):
             try:
                 with anyio.fail_after(defaults.UI_STATUS_CALL_TIMEOUT_SECONDS):
-                    await self.service.fetch_status(task_id)  # writes through to the journal
+                    # Writes through to the journal.
+                    await self.service.fetch_status(task_id, self.principal)
             except (*_TRANSIENT, TimeoutError) as exc:
                 if entry is None and isinstance(exc, TimeoutError):  # nothing to show instead
                     raise UpstreamUnreachableError(
@@ -245,7 +254,7 @@ class PlayerService:
                     else f"APIMP did not answer within {defaults.UI_STATUS_CALL_TIMEOUT_SECONDS:g} s"
                 )
                 logger.info("player status for %s fell back to the journal: %s", task_id, last_error)
-        entry = await self.journal.get(task_id, with_events=True)
+        entry = await self.journal.get(task_id, principal=self.principal.id, with_events=True)
         status = _task_status(entry)
         if entry is None or status is None:
             raise SubmitOutcomeUnknownError(
@@ -255,13 +264,18 @@ class PlayerService:
 
     async def media_origins(self) -> list[str]:
         """The origins result videos may come from: configured, APIMP's, and seen in recent results."""
-        finished = await self.journal.recent(status="finished", limit=defaults.UI_SEEN_ORIGINS_RECENT_TASKS)
+        finished = await self.journal.recent(
+            principal=self.principal.id, status="finished", limit=defaults.UI_SEEN_ORIGINS_RECENT_TASKS
+        )
         seen = (origin_of(url) for entry in finished for url in entry.video_urls)
         return sorted({*configured_media_origins(self.settings), *(origin for origin in seen if origin)})
 
     async def video_bytes(self, task_id: str) -> bytes:
         """The finished video's bytes from its local copy, saved now if it was not yet."""
-        entry = await self.journal.get(task_id)
+        try:
+            entry = await self.service.entry_for(task_id, self.principal)
+        except UnknownTaskError:  # another principal's task reads exactly like no task at all
+            entry = None
         if entry is None or entry.task_id is None:
             raise VideoUnavailableError(task_id, "unknown_task", "this server has no record of the task")
         if entry.status != "finished":
@@ -281,9 +295,9 @@ class PlayerService:
 
     async def _save_now(self, task_id: str) -> list[SavedCopy]:
         """Ask APIMP once (signed URLs may have been renewed), then save the videos."""
-        snapshot = await self.service.fetch_status(task_id)
+        snapshot = await self.service.fetch_status(task_id, self.principal)
         try:
-            saved = await self.service.save_videos(snapshot)
+            saved = await self.service.save_videos(snapshot, self.principal)
         except DownloadError as exc:
             reason = "expired" if "expired" in str(exc) else "download_failed"
             raise VideoUnavailableError(task_id, reason, str(exc)) from None
@@ -352,7 +366,9 @@ class PlayerService:
         """Generation times of this model's earlier finished tasks, from the journal."""
         if model is None:
             return []
-        finished = await self.journal.recent(status="finished", limit=defaults.UI_ESTIMATE_RECENT_TASKS)
+        finished = await self.journal.recent(
+            principal=self.principal.id, status="finished", limit=defaults.UI_ESTIMATE_RECENT_TASKS
+        )
         durations = (upstream_duration_seconds(entry) for entry in finished if entry.model == model)
         return [seconds for seconds in durations if seconds is not None]
 

@@ -47,6 +47,7 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ApimpError, VideoUnavailableError
 from apimp_video_mcp.models import TASK_ID_PATTERN
+from apimp_video_mcp.server.auth import current_principal
 from apimp_video_mcp.server.outcomes import answer, as_tool_errors
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.view.player import (
@@ -164,7 +165,8 @@ class PlayerApp:
             last_error. Agents: use wait_for_video instead.
             """
             with as_tool_errors():
-                status = await PlayerService(self._service()).status(task_id)
+                player = PlayerService(self._service(), principal=current_principal())
+                status = await player.status(task_id)
             return answer(status)
 
         self._apps.tool(
@@ -217,7 +219,8 @@ class PlayerApp:
             if not _valid_task_id(task_id):
                 raise ResourceNotFoundError(f"{task_id!r} is not a task id.")
             try:
-                return await PlayerService(self._service()).video_bytes(task_id)
+                player = PlayerService(self._service(), principal=current_principal())
+                return await player.video_bytes(task_id)
             except VideoUnavailableError as exc:
                 raise ResourceError(str(exc)) from exc
             except ApimpError as exc:
@@ -228,7 +231,7 @@ class PlayerApp:
             service = self._service()
         except RuntimeError:  # read outside the server's lifetime: what is configured is all we know
             return configured_media_origins(self._settings)
-        return await PlayerService(service).media_origins()
+        return await PlayerService(service, principal=current_principal()).media_origins()
 
 
 def _valid_task_id(task_id: str) -> bool:
