@@ -54,6 +54,7 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from apimp_video_mcp import defaults
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 from benchmarks._machine import load_average, machine_description, source_state
 
@@ -79,7 +80,6 @@ WAIT_MARGIN_SECONDS: Final = 120.0
 READ_TIMEOUT_MARGIN_SECONDS: Final = 30.0
 # As in `apimp-video-mcp --simulate`: a demo task takes seconds, so polls stay within a quarter of it.
 POLL_CEILING_FRACTION: Final = 0.25
-POLL_FLOOR_SECONDS: Final = 1.5  # the server's default floor, stated so the env shows it
 
 SERVER_START_TIMEOUT_SECONDS: Final = 30.0
 WORKER_START_TIMEOUT_SECONDS: Final = 120.0  # importing the SDK and connecting on a loaded machine
@@ -282,7 +282,7 @@ def server_environment(base_url: str, workdir: Path, task_duration_seconds: floa
         "APIMP_JOURNAL": str(workdir / "journal.sqlite3"),
         "APIMP_WAIT_TIMEOUT": f"{SERVER_WAIT_TIMEOUT_SECONDS:g}",
         "APIMP_POLL_MAX_INTERVAL": f"{ceiling:g}",
-        "APIMP_POLL_MIN_INTERVAL": f"{min(POLL_FLOOR_SECONDS, ceiling):g}",
+        "APIMP_POLL_MIN_INTERVAL": f"{min(defaults.POLL_MIN_INTERVAL_SECONDS, ceiling):g}",
     }
 
 

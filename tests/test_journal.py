@@ -122,9 +122,9 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
     settings = fast_settings(
         upstream.base_url,
         tmp_path / "videos",
-        poll_floor_seconds=0.1,
-        poll_ceiling_seconds=0.2,
-        progress_heartbeat_seconds=1.0,  # 200 waiters beating every 20 ms would only measure the CPU
+        poll_min_interval_seconds=0.1,
+        poll_max_interval_seconds=0.2,
+        progress_interval_seconds=1.0,  # 200 waiters beating every 20 ms would only measure the CPU
     )
     journal = await SqliteTaskStore.open(settings.journal_path)
     statement_threads: set[int] = set()

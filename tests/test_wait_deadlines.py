@@ -42,9 +42,9 @@ def deadline_settings(base_url: str, tmp_path: Path) -> Settings:
     return fast_settings(
         base_url,
         tmp_path / "videos",
-        poll_floor_seconds=1.0,
-        poll_ceiling_seconds=30.0,
-        progress_heartbeat_seconds=5.0,
+        poll_min_interval_seconds=1.0,
+        poll_max_interval_seconds=30.0,
+        progress_interval_seconds=5.0,
     )
 
 

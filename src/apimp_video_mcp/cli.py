@@ -90,13 +90,13 @@ async def _serve(args: argparse.Namespace) -> None:
         )
         # Real models take minutes and the schedule expects that; a demo task takes seconds, so
         # polls are kept within a quarter of its duration.
-        ceiling = min(settings.poll_ceiling_seconds, args.task_duration / 4)
+        ceiling = min(settings.poll_max_interval_seconds, args.task_duration / 4)
         settings = settings.model_copy(
             update={
                 "base_url": base_url,
                 "api_key": SecretStr(SIMULATOR_API_KEY),
-                "poll_ceiling_seconds": ceiling,
-                "poll_floor_seconds": min(settings.poll_floor_seconds, ceiling),
+                "poll_max_interval_seconds": ceiling,
+                "poll_min_interval_seconds": min(settings.poll_min_interval_seconds, ceiling),
             }
         )
         await serve(

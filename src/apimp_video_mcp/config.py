@@ -64,9 +64,9 @@ class Settings(BaseModel):
         defaults.DEFAULT_WAIT_TIMEOUT_SECONDS
     )
     request_timeout_seconds: Seconds = defaults.REQUEST_TIMEOUT_SECONDS
-    poll_floor_seconds: Seconds = defaults.POLL_FLOOR_SECONDS
-    poll_ceiling_seconds: Seconds = defaults.POLL_CEILING_SECONDS
-    progress_heartbeat_seconds: Seconds = defaults.PROGRESS_HEARTBEAT_SECONDS
+    poll_min_interval_seconds: Seconds = defaults.POLL_MIN_INTERVAL_SECONDS
+    poll_max_interval_seconds: Seconds = defaults.POLL_MAX_INTERVAL_SECONDS
+    progress_interval_seconds: Seconds = defaults.PROGRESS_INTERVAL_SECONDS
     download_max_bytes: Annotated[int, Field(gt=0)] = defaults.DOWNLOAD_MAX_BYTES
     retry_max_attempts: Annotated[int, Field(ge=1)] = defaults.RETRY_MAX_ATTEMPTS
     retry_base_delay_seconds: Annotated[float, Field(ge=0)] = defaults.RETRY_BASE_DELAY_SECONDS
@@ -177,9 +177,9 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "journal_path": "APIMP_JOURNAL",
     "wait_timeout_seconds": "APIMP_WAIT_TIMEOUT",
     "request_timeout_seconds": "APIMP_REQUEST_TIMEOUT",
-    "poll_floor_seconds": "APIMP_POLL_MIN_INTERVAL",
-    "poll_ceiling_seconds": "APIMP_POLL_MAX_INTERVAL",
-    "progress_heartbeat_seconds": "APIMP_PROGRESS_INTERVAL",
+    "poll_min_interval_seconds": "APIMP_POLL_MIN_INTERVAL",
+    "poll_max_interval_seconds": "APIMP_POLL_MAX_INTERVAL",
+    "progress_interval_seconds": "APIMP_PROGRESS_INTERVAL",
     "download_max_bytes": "APIMP_DOWNLOAD_MAX_BYTES",
     "retry_max_attempts": "APIMP_RETRY_MAX_ATTEMPTS",
     "retry_base_delay_seconds": "APIMP_RETRY_BASE_DELAY",

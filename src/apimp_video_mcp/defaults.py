@@ -21,7 +21,7 @@ DOWNLOAD_READ_TIMEOUT_SECONDS: Final = 60.0
 HTTP_MAX_CONNECTIONS: Final = 100
 HTTP_MAX_KEEPALIVE_CONNECTIONS: Final = 20
 
-# --- Retries of idempotent requests (status queries, downloads) ----------------------------
+# --- Retries of requests safe to repeat (status queries, uploads) ---------------------------
 # Exponential backoff with jitter, as openai-python and replicate do; a status query is
 # harmless to repeat, so we try harder than they do before giving up.
 RETRY_MAX_ATTEMPTS: Final = 5
@@ -40,10 +40,10 @@ MAX_WAIT_TIMEOUT_SECONDS: Final = 3600.0
 # The adaptive schedule polls after a third of the estimated time left, between these bounds. The
 # floor is the interval once completion is near: a finish is noticed about floor/2 after it happens.
 # The ceiling bounds how stale a long task's status gets (and how long a wrong estimate costs).
-POLL_FLOOR_SECONDS: Final = 1.0
-POLL_CEILING_SECONDS: Final = 30.0
+POLL_MIN_INTERVAL_SECONDS: Final = 1.0
+POLL_MAX_INTERVAL_SECONDS: Final = 30.0
 # Hosts that reset their timeout on progress need to hear from us well inside 10 s.
-PROGRESS_HEARTBEAT_SECONDS: Final = 5.0
+PROGRESS_INTERVAL_SECONDS: Final = 5.0
 # A status answer takes well under a second; one pending this long means APIMP is not answering,
 # and a wait that ends meanwhile says so (with the last status known).
 STATUS_ANSWER_OVERDUE_SECONDS: Final = 5.0

@@ -36,7 +36,7 @@ PersonGeneration = Literal["allow_all", "allow_adult", "dont_allow"]
 CompressionQuality = Literal["optimized", "lossless"]
 ResizeMode = Literal["pad", "crop"]
 
-HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=4096)]
+HttpUrlString = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=4096)]
 # An http(s) URL (sent as is), a file:// URL, or a local path: absolute, ~/..., Windows C:\..., or
 # relative to the server's working directory (a relative path with a colon needs a leading ./, so
 # that other URL schemes such as data: or ftp:// are refused here). Local files are uploaded first.
@@ -323,7 +323,7 @@ class UploadedFile(BaseModel):
     so an answer that lacks one (or spells a number as a string) is still understood.
     """
 
-    file_url: HttpUrl
+    file_url: HttpUrlString
     file_id: str | None = None
     file_name: str | None = None
     original_name: str | None = None

@@ -150,8 +150,8 @@ class AdaptiveSchedule:
     not polled at the floor for minutes.
     """
 
-    floor_seconds: float = defaults.POLL_FLOOR_SECONDS
-    ceiling_seconds: float = defaults.POLL_CEILING_SECONDS
+    floor_seconds: float = defaults.POLL_MIN_INTERVAL_SECONDS
+    ceiling_seconds: float = defaults.POLL_MAX_INTERVAL_SECONDS
     # A third, not a half: progress curves often climb late, so estimates run long near the end.
     approach_fraction: float = 1 / 3
     jitter_fraction: float = 0.1
@@ -442,7 +442,7 @@ async def wait_for_task(
     *,
     timeout_seconds: float,
     report: ReportProgress,
-    heartbeat_seconds: float = defaults.PROGRESS_HEARTBEAT_SECONDS,
+    heartbeat_seconds: float = defaults.PROGRESS_INTERVAL_SECONDS,
     model: str | None = None,
 ) -> WaitOutcome:
     """Follow the task until it is finished or failed, or the deadline passes, whichever is first.

@@ -119,7 +119,8 @@ class VideoService:
         self.pollers = PollerHub(
             self._poll_status,
             schedule=AdaptiveSchedule(
-                floor_seconds=settings.poll_floor_seconds, ceiling_seconds=settings.poll_ceiling_seconds
+                floor_seconds=settings.poll_min_interval_seconds,
+                ceiling_seconds=settings.poll_max_interval_seconds,
             ),
             typical_duration=typical_generation_seconds,
             clock=clock,
@@ -376,7 +377,7 @@ class VideoService:
                 task_id,
                 timeout_seconds=timeout_seconds or self.settings.wait_timeout_seconds,
                 report=report,
-                heartbeat_seconds=self.settings.progress_heartbeat_seconds,
+                heartbeat_seconds=self.settings.progress_interval_seconds,
                 model=entry.model if entry is not None else None,
             )
         snapshot = outcome.snapshot

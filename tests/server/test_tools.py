@@ -1,4 +1,4 @@
-"""The three tools, driven through the SDK's in-memory Client against the simulator on loopback."""
+"""The tools, driven through the SDK's in-memory Client against the simulator on loopback."""
 
 from __future__ import annotations
 

@@ -32,9 +32,9 @@ def fast_settings(base_url: str, download_dir: Path, **overrides: Any) -> Settin
         "download_dir": download_dir,
         # A real file beside the download folder, unique to the test.
         "journal_path": str(download_dir.with_name(f"{download_dir.name}-journal.sqlite3")),
-        "poll_floor_seconds": 0.02,
-        "poll_ceiling_seconds": 0.05,
-        "progress_heartbeat_seconds": 0.02,
+        "poll_min_interval_seconds": 0.02,
+        "poll_max_interval_seconds": 0.05,
+        "progress_interval_seconds": 0.02,
         "retry_base_delay_seconds": 0.01,
         "wait_timeout_seconds": 10.0,
     }

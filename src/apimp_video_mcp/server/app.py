@@ -251,7 +251,7 @@ def build_server(
         policy = RetryPolicy(
             max_attempts=resolved.retry_max_attempts, base_delay_seconds=resolved.retry_base_delay_seconds
         )
-        client = ApimpClient(http.get, resolved.require_api_key, retry_policy=policy)
+        client = ApimpClient(http.client, resolved.require_api_key, retry_policy=policy)
         service = VideoService(resolved, client, journal, local_files=local_files, clock=clock)
         try:
             async with service.running():

@@ -90,7 +90,7 @@ async def running_app(
 
 
 async def serve_simulator(sim: Simulator, *, host: str, port: int) -> None:
-    """Serve until cancelled (the CLI's `simulator` mode)."""
+    """Serve until cancelled (the CLI's `simulate` command)."""
     async with running_simulator(sim, host=host, port=port) as base_url:
         logger.info("APIMP simulator listening on %s (API key: %s)", base_url, SIMULATOR_API_KEY)
         await anyio.sleep_forever()

@@ -76,7 +76,7 @@ class SharedHttpClient:
         self._request_timeout_seconds = request_timeout_seconds
         self._client: httpx2.AsyncClient | None = None
 
-    def get(self) -> httpx2.AsyncClient:
+    def client(self) -> httpx2.AsyncClient:
         if self._client is None:
             self._client = build_http_client(
                 self._base_url, request_timeout_seconds=self._request_timeout_seconds
