@@ -28,6 +28,26 @@ _SIZE_RE: Final = re.compile(SIZE_PATTERN)
 
 
 @dataclass(frozen=True)
+class GenerationTime:
+    """How long a model takes to render a clip, as assumed until this server's history says more.
+
+    APIMP publishes no timings; these are the middle and the range of what Veo users report (tens
+    of seconds for the fast models, minutes otherwise). The poll schedule starts from the typical
+    value (see `durations`) and the simulator draws its benchmark tasks from the range.
+    """
+
+    typical_seconds: float
+    shortest_seconds: float
+    longest_seconds: float
+
+
+_STANDARD_GENERATION: Final = GenerationTime(
+    typical_seconds=120.0, shortest_seconds=60.0, longest_seconds=360.0
+)
+_FAST_GENERATION: Final = GenerationTime(typical_seconds=45.0, shortest_seconds=30.0, longest_seconds=90.0)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model's documented limits; `None` means the docs set no limit."""
 
@@ -38,9 +58,7 @@ class ModelSpec:
     default_duration_seconds: int
     resolutions: tuple[Resolution, ...] = ()
     source: str = "APIMP Video API docs"
-    # What polling expects before progress says more. APIMP publishes no timings; these are the
-    # middle of what Veo users report (tens of seconds for fast models, minutes otherwise).
-    typical_generation_seconds: float = 120.0
+    generation_time: GenerationTime = _STANDARD_GENERATION
 
 
 _VEO_DURATIONS: Final = (4, 6, 8)  # Google's Veo 3 docs: 4, 6 or 8 seconds, 24 fps.
@@ -55,7 +73,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p"),
-            typical_generation_seconds=120.0,
+            generation_time=_STANDARD_GENERATION,
         ),
         ModelSpec(
             "veo-3.0-fast-generate-001",
@@ -64,7 +82,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p"),
-            typical_generation_seconds=45.0,
+            generation_time=_FAST_GENERATION,
         ),
         ModelSpec(
             "veo-3.1-generate-preview",
@@ -73,7 +91,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p", "4k"),
-            typical_generation_seconds=120.0,
+            generation_time=_STANDARD_GENERATION,
         ),
         ModelSpec(
             "veo-3.1-fast-generate-preview",
@@ -82,7 +100,7 @@ MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
             _VEO_DURATIONS,
             8,
             ("720p", "1080p", "4k"),
-            typical_generation_seconds=45.0,
+            generation_time=_FAST_GENERATION,
         ),
     )
 }
@@ -151,7 +169,7 @@ def resolution_for_size(size: str) -> Resolution:
     return "720p"
 
 
-def typical_generation_seconds(model: str) -> float:
-    """The expected generation time of a model id; a middle value for an unknown one."""
+def generation_time(model: str | None) -> GenerationTime:
+    """The assumed render time of a model id; the standard models' for an unknown one."""
     spec = MODEL_SPECS.get(model)  # type: ignore[call-overload]
-    return spec.typical_generation_seconds if spec is not None else 120.0
+    return spec.generation_time if spec is not None else _STANDARD_GENERATION

@@ -100,10 +100,11 @@ UI_STATUS_CALL_TIMEOUT_SECONDS: Final = 10.0
 # under a second (measured), but every byte crosses the host's JSON messages, so larger files
 # (4k clips, about 60 MB) are left to "open in browser".
 UI_VIDEO_BLOB_MAX_BYTES: Final = 32 * 1024 * 1024
-# An estimate needs a basis: the median generation time of the same model's earlier tasks in the
-# journal, once there are this many. With fewer the view says "estimate unavailable".
-UI_ESTIMATE_MIN_SAMPLES: Final = 3
-UI_ESTIMATE_RECENT_TASKS: Final = 200
+# A typical duration is learned (see `durations`) as the median generation time of the same
+# model's earlier tasks among the journal's most recent ones, once there are this many; with
+# fewer it is the catalog's assumption, and the view says "estimate unavailable".
+TYPICAL_DURATION_MIN_SAMPLES: Final = 3
+TYPICAL_DURATION_RECENT_TASKS: Final = 200
 # Result-file origins seen in this many recent finished tasks are declared in the view's CSP.
 UI_SEEN_ORIGINS_RECENT_TASKS: Final = 50
 

@@ -20,10 +20,10 @@ from typing import Literal
 import anyio
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.catalog import typical_generation_seconds
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.coordination import ClusterCoordination, Coordination, PollingLeases
 from apimp_video_mcp.downloads import download_video, video_filename
+from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -122,7 +122,7 @@ class VideoService:
                 floor_seconds=settings.poll_min_interval_seconds,
                 ceiling_seconds=settings.poll_max_interval_seconds,
             ),
-            typical_duration=typical_generation_seconds,
+            typical_duration=lambda model: typical_duration(model).seconds,
             clock=clock,
             coordination=_coordination(settings, journal),
         )

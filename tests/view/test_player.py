@@ -6,15 +6,13 @@ import pytest
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.store import JournalEntry
 from apimp_video_mcp.view.player import (
     configured_media_origins,
     estimate,
     next_poll_seconds,
     origin_of,
-    typical_duration,
-    upstream_duration_seconds,
 )
 
 
@@ -39,9 +37,9 @@ def test_a_base_interval_above_the_maximum_wins() -> None:
 
 
 def test_there_is_no_estimate_without_enough_earlier_tasks() -> None:
-    too_few = [40.0] * (defaults.UI_ESTIMATE_MIN_SAMPLES - 1)
+    too_few = [40.0] * (defaults.TYPICAL_DURATION_MIN_SAMPLES - 1)
 
-    assert typical_duration(too_few) is None
+    assert not typical_duration("veo-3.1-generate-preview", too_few).learned
     assert estimate(too_few, elapsed_seconds=10.0) is None
 
 
@@ -59,43 +57,6 @@ def test_a_task_slower_than_usual_has_nothing_left_rather_than_a_negative_time()
 
     assert result is not None
     assert result.remaining_seconds == 0.0
-
-
-def _entry(created: str | None, finished: str | None) -> JournalEntry:
-    return JournalEntry(
-        entry_id="entry_1",
-        task_id="task_1",
-        model="veo-3.0-generate-001",
-        request=None,
-        submit_state="accepted",
-        status="finished",
-        upstream_status="finished",
-        progress=100,
-        video_urls=[],
-        local_paths=[],
-        error_message=None,
-        created_time=created,
-        finished_time=finished,
-        recorded_at="2026-01-01T00:00:00.000+00:00",
-        updated_at="2026-01-01T00:00:00.000+00:00",
-    )
-
-
-@pytest.mark.parametrize(
-    ("created", "finished", "expected"),
-    [
-        ("2026-03-01T10:00:00", "2026-03-01T10:01:30", 90.0),  # APIMP's clock, whatever its zone
-        ("2026-03-01T10:00:00Z", "2026-03-01T10:00:45+00:00", 45.0),
-        ("2026-03-01T10:00:00", "2026-03-01T10:00:45+00:00", None),  # naive against aware: no basis
-        ("2026-03-01T10:01:00", "2026-03-01T10:00:00", None),  # finished before created: nonsense
-        (None, "2026-03-01T10:00:00", None),
-        ("yesterday", "today", None),
-    ],
-)
-def test_a_generation_time_comes_only_from_two_readable_times_on_apimps_clock(
-    created: str | None, finished: str | None, expected: float | None
-) -> None:
-    assert upstream_duration_seconds(_entry(created, finished)) == expected
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from apimp_video_mcp.catalog import generation_time
 from apimp_video_mcp.simulator.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,11 @@ def sample_video() -> bytes:
 def veo_like_duration(model: str, rng: random.Random) -> float:
     """A plausible generation time in seconds for `model`, for benchmarks with realistic waits.
 
-    APIMP publishes no figures; Veo is usually tens of seconds to a few minutes.
+    APIMP publishes no figures: the assumption is the catalog's (`catalog.generation_time`), the
+    same one the poll schedule starts from.
     """
-    if "fast" in model:
-        return rng.triangular(30.0, 90.0, 45.0)
-    return rng.triangular(60.0, 360.0, 120.0)  # the standard models
+    assumed = generation_time(model)
+    return rng.triangular(assumed.shortest_seconds, assumed.longest_seconds, assumed.typical_seconds)
 
 
 def documented_resolution(width: int, height: int) -> str:

@@ -1,6 +1,6 @@
 """What the live player view asks of the server: a quick status, where media may come from, the bytes.
 
-The view (MCP Apps, see `apps`) runs inside the host's sandboxed iframe and can only reach this
+The view (MCP Apps, see `wiring`) runs inside the host's sandboxed iframe and can only reach this
 server through the host, one short call at a time. So every answer here is cheap and bounded:
 
 - `status` makes at most one APIMP status query (none when another poller, such as a running
@@ -22,7 +22,6 @@ Like the service, nothing here knows MCP.
 from __future__ import annotations
 
 import logging
-import statistics
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -33,6 +32,12 @@ from pydantic import BaseModel, Field
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.durations import (
+    earlier_generation_seconds,
+    generation_seconds,
+    parse_time,
+    typical_duration,
+)
 from apimp_video_mcp.errors import (
     DownloadError,
     RateLimitedError,
@@ -152,13 +157,6 @@ def next_poll_seconds(quiet_seconds: float, *, base_seconds: float, max_seconds:
     return max(base_seconds, min(backed_off, max_seconds))
 
 
-def typical_duration(durations: Sequence[float]) -> float | None:
-    """The median of earlier generation times, or None when there are too few to mean anything."""
-    if len(durations) < defaults.UI_ESTIMATE_MIN_SAMPLES:
-        return None
-    return statistics.median(durations)
-
-
 def estimate(durations: Sequence[float], elapsed_seconds: float) -> Estimate | None:
     """An honest estimate: from this server's own history of the model, or none at all.
 
@@ -166,36 +164,18 @@ def estimate(durations: Sequence[float], elapsed_seconds: float) -> Estimate | N
     end), so extrapolating the percentage would mislead; the past durations of the same model
     are a basis a person can judge, and the view names it.
     """
-    typical = typical_duration(durations)
-    if typical is None:
+    typical = typical_duration(None, durations)  # shown only when learned: no model assumption
+    if not typical.learned:
         return None
     return Estimate(
-        typical_seconds=round(typical, 1),
-        samples=len(durations),
-        remaining_seconds=round(max(typical - elapsed_seconds, 0.0), 1),
+        typical_seconds=round(typical.seconds, 1),
+        samples=typical.samples,
+        remaining_seconds=round(max(typical.seconds - elapsed_seconds, 0.0), 1),
     )
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def upstream_duration_seconds(entry: JournalEntry) -> float | None:
-    """finished_time - created_time: both on APIMP's clock, so their difference holds in any zone."""
-    created, finished = _parse_time(entry.created_time), _parse_time(entry.finished_time)
-    if created is None or finished is None or (created.tzinfo is None) != (finished.tzinfo is None):
-        return None
-    seconds = (finished - created).total_seconds()
-    return seconds if seconds >= 0 else None
-
-
 def _seconds_between(start: str, end: datetime) -> float:
-    moment = _parse_time(start)
+    moment = parse_time(start)
     if moment is None:
         return 0.0
     if moment.tzinfo is None:  # the journal writes UTC; be lenient with a hand-edited file
@@ -344,8 +324,13 @@ class PlayerService:
             finished_time=entry.finished_time,
             elapsed_seconds=round(elapsed, 1),
             elapsed_since="submitted" if entry.request is not None else "first_seen",
-            took_seconds=upstream_duration_seconds(entry) if terminal else None,
-            estimate=None if terminal else estimate(await self._history(entry.model), elapsed),
+            took_seconds=generation_seconds(entry) if terminal else None,
+            estimate=None
+            if terminal
+            else estimate(
+                await earlier_generation_seconds(self.journal, entry.model, principal=self.principal.id),
+                elapsed,
+            ),
             saved_videos=copies,
             video_resource=resource,
             video_resource_note=note,
@@ -361,16 +346,6 @@ class PlayerService:
             ),
             last_error=last_error,
         )
-
-    async def _history(self, model: str | None) -> list[float]:
-        """Generation times of this model's earlier finished tasks, from the journal."""
-        if model is None:
-            return []
-        finished = await self.journal.recent(
-            principal=self.principal.id, status="finished", limit=defaults.UI_ESTIMATE_RECENT_TASKS
-        )
-        durations = (upstream_duration_seconds(entry) for entry in finished if entry.model == model)
-        return [seconds for seconds in durations if seconds is not None]
 
 
 def configured_media_origins(settings: Settings) -> list[str]:
