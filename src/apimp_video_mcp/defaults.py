@@ -47,6 +47,10 @@ PROGRESS_INTERVAL_SECONDS: Final = 5.0
 # A status answer takes well under a second; one pending this long means APIMP is not answering,
 # and a wait that ends meanwhile says so (with the last status known).
 STATUS_ANSWER_OVERDUE_SECONDS: Final = 5.0
+# get_status and the player share one status request per task: an answer at most this old (from
+# the request in flight, or the task's running poller) serves every caller. A crowd of concurrent
+# calls costs one request, and nobody sees a status older than this.
+STATUS_FRESH_SECONDS: Final = 1.0
 
 # --- Downloads -------------------------------------------------------------------------------
 # An 8 s 4k Veo clip is about 60 MB; anything far beyond that is not a video we asked for.

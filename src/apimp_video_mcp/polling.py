@@ -184,6 +184,7 @@ class TaskPoller:
         self.task_id = task_id
         self.history = history
         self.latest: TaskSnapshot | None = None
+        self.answered_at: float | None = None  # when `latest` arrived
         self.version = 0
         self.error: Exception | None = None  # a permanent failure: followers raise it
         self.last_transient_error: str | None = None
@@ -258,19 +259,17 @@ class PollerHub:
     def active_pollers(self) -> int:
         return len(self._pollers)
 
+    def latest_answer(self, task_id: str) -> tuple[float, TaskSnapshot] | None:
+        """When the task's running poller last heard from APIMP, and what; None if nobody polls it."""
+        poller = self._pollers.get(task_id)
+        if poller is None or poller.latest is None or poller.answered_at is None:
+            return None
+        return poller.answered_at, poller.latest
+
     @asynccontextmanager
     async def follow(self, task_id: str, *, model: str | None = None) -> AsyncIterator[TaskPoller]:
         """Follow a task's poller, starting one if nobody polls it yet; leave it on exit."""
-        poller = self._pollers.get(task_id)
-        if poller is None:
-            if self._group is None:
-                raise RuntimeError("the poller hub is not running")
-            history = self._histories.get(task_id) or PollHistory(
-                typical_duration_seconds=self._typical_duration(model or ""), first_seen=self.clock.now()
-            )
-            self._histories[task_id] = history
-            poller = self._pollers[task_id] = TaskPoller(task_id, history)
-            self._group.start_soon(self._poll_then_release, poller)
+        poller = self._poller_for(task_id, model)
         poller.followers += 1
         try:
             yield poller
@@ -282,6 +281,25 @@ class PollerHub:
                     del self._pollers[task_id]
                 if poller.finished:
                     self._histories.pop(task_id, None)
+
+    def _poller_for(self, task_id: str, model: str | None) -> TaskPoller:
+        """The one place a poller starts in this process: the task's running poller, or a new one.
+
+        No await between the look-up and the start, so two followers never start two pollers here;
+        across instances, the poller itself claims the task's lease before each request.
+        """
+        poller = self._pollers.get(task_id)
+        if poller is not None:
+            return poller
+        if self._group is None:
+            raise RuntimeError("the poller hub is not running")
+        history = self._histories.get(task_id) or PollHistory(
+            typical_duration_seconds=self._typical_duration(model or ""), first_seen=self.clock.now()
+        )
+        self._histories[task_id] = history
+        poller = self._pollers[task_id] = TaskPoller(task_id, history)
+        self._group.start_soon(self._poll_then_release, poller)
+        return poller
 
     async def _poll_then_release(self, poller: TaskPoller) -> None:
         """Poll; then give the task back to the other instances (if any), even when cancelled."""
@@ -355,7 +373,7 @@ class PollerHub:
         return snapshot.is_terminal
 
     def _publish(self, poller: TaskPoller, snapshot: TaskSnapshot) -> None:
-        poller.latest = snapshot
+        poller.latest, poller.answered_at = snapshot, self.clock.now()
         poller.history.add(self.clock.now(), snapshot)
         poller.publish()
 

@@ -57,6 +57,7 @@ from apimp_video_mcp.results import (
     UploadResult,
     WaitResult,
 )
+from apimp_video_mcp.status_sharing import SharedStatus
 from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskStore
 from apimp_video_mcp.upstream.client import ApimpClient
 from apimp_video_mcp.upstream.uploads import ImageUploader
@@ -127,10 +128,17 @@ class VideoService:
             coordination=_coordination(settings, journal),
         )
 
+        # One-off questions (get_status, the player) share one request per task at a time.
+        self.statuses = SharedStatus(
+            clock=self.pollers.clock,
+            fresh_seconds=defaults.STATUS_FRESH_SECONDS,
+            polled=self.pollers.latest_answer,
+        )
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoService]:
-        """Run the service's background work (pollers, journal retries) for as long as the block lasts."""
-        async with self.journal_retry.running(), self.pollers.running():
+        """Run the background work (pollers, journal retries, shared requests) while the block lasts."""
+        async with self.journal_retry.running(), self.pollers.running(), self.statuses.running():
             yield self
 
     async def submit(self, request: SubmitRequest, *, principal: Principal = LOCAL_PRINCIPAL) -> SubmitResult:
@@ -299,8 +307,17 @@ class VideoService:
                 raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
             if entry is not None and entry.is_terminal and not refresh:
                 return TaskReport.from_entry(entry, _next_step_for(entry.status, timed_out=False))
-        snapshot = await self.fetch_status(task_id, principal)
+        snapshot = await self.shared_status(task_id, principal, refresh=refresh)
         return TaskReport.from_snapshot(snapshot, _next_step(snapshot, timed_out=False))
+
+    async def shared_status(
+        self, task_id: str, principal: Principal, *, refresh: bool = False
+    ) -> TaskSnapshot:
+        """The task's status, shared with concurrent callers (see `status_sharing`); the caller has
+        checked the task is the principal's (`entry_for`), so whoever asks first asks for everyone."""
+        return await self.statuses.get(
+            task_id, lambda: self.fetch_status(task_id, principal), refresh=refresh
+        )
 
     async def entry_for(
         self, task_id: str, principal: Principal, *, with_events: bool = False

@@ -121,7 +121,10 @@ async def get_status(
     ctx: Context[AppContext, Any],
     refresh: Annotated[
         bool,
-        Field(description="Ask APIMP even when the journal already knows the task has ended."),
+        Field(
+            description="Ask APIMP now: even when the journal already knows the task has ended, and "
+            "without reusing the answer concurrent calls shared in the last second."
+        ),
     ] = False,
 ) -> Annotated[CallToolResult, TaskReport]:
     """Check a video task once, without waiting: status, progress, video URLs or the error message.

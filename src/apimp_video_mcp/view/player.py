@@ -218,8 +218,8 @@ class PlayerService:
         if entry is None or not (entry.is_terminal or self._fresh(entry)):
             try:
                 with anyio.fail_after(defaults.UI_STATUS_CALL_TIMEOUT_SECONDS):
-                    # Writes through to the journal.
-                    await self.service.fetch_status(task_id, self.principal)
+                    # Shared with concurrent callers; writes through to the journal.
+                    await self.service.shared_status(task_id, self.principal)
             except (*_TRANSIENT, TimeoutError) as exc:
                 if entry is None and isinstance(exc, TimeoutError):  # nothing to show instead
                     raise UpstreamUnreachableError(
@@ -228,10 +228,14 @@ class PlayerService:
                     ) from None
                 if entry is None:
                     raise
-                last_error = (
+                reason = (
                     str(exc)
                     if not isinstance(exc, TimeoutError)
                     else f"APIMP did not answer within {defaults.UI_STATUS_CALL_TIMEOUT_SECONDS:g} s"
+                )
+                last_error = (
+                    f"{reason}. Shown: the last status known, recorded {entry.updated_at}; asking again "
+                    "is safe."
                 )
                 logger.info("player status for %s fell back to the journal: %s", task_id, last_error)
         entry = await self.journal.get(task_id, principal=self.principal.id, with_events=True)
