@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import get_args
 
 import anyio
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import LogLevel, Settings
@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --simulate or simulate: seconds a simulated task takes (default 20)",
     )
     parser.add_argument("--log-level", choices=get_args(LogLevel), default="WARNING", help="stderr log level")
+    parser.add_argument(
+        "--upload-roots",
+        nargs="*",
+        default=[],
+        metavar="FOLDER",
+        help="folders images may be uploaded from, instead of APIMP_UPLOAD_ROOTS (for hosts that pass a "
+        "folder list as arguments, like the Claude Desktop bundle); none given leaves the setting as it is",
+    )
     commands = parser.add_subparsers(dest="command")
     simulate = commands.add_parser("simulate", help="serve only the APIMP simulator over HTTP")
     simulate.add_argument("--host", default=defaults.DEFAULT_HTTP_HOST)
@@ -74,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     from apimp_video_mcp.server import serve
 
-    settings = Settings.from_env()
+    settings = with_upload_roots(Settings.from_env(), args.upload_roots)
     if not args.simulate:
         await serve(
             settings, log_level=args.log_level, transport=args.transport, host=args.host, port=args.port
@@ -102,6 +110,21 @@ async def _serve(args: argparse.Namespace) -> None:
         await serve(
             settings, log_level=args.log_level, transport=args.transport, host=args.host, port=args.port
         )
+
+
+def with_upload_roots(settings: Settings, folders: Sequence[str]) -> Settings:
+    """`--upload-roots` replaces APIMP_UPLOAD_ROOTS, checked by the same rules (absolute folders).
+
+    A bundle's multi-folder picker can only reach the server as arguments, one per folder; an
+    empty pick arrives as the bare flag and keeps the environment's (or the transport's) default.
+    """
+    if not folders:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), "upload_roots": tuple(folders)})
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        raise ConfigurationError(f"Invalid configuration: --upload-roots: {problems}") from None
 
 
 async def _simulate_only(args: argparse.Namespace) -> None:
