@@ -19,6 +19,7 @@ import pytest
 
 from apimp_video_mcp.coordination import ClusterCoordination
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.polling import wait_for_task
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.service import VideoService, _coordination
 from apimp_video_mcp.store import SqliteTaskStore
@@ -136,6 +137,29 @@ async def test_a_follower_takes_over_once_the_owners_lease_lapses(
     assert instance.status_requests >= 1
     assert waited[0].status == "finished"
     assert await leases(postgres_url) == []
+
+
+async def test_a_poller_starting_after_another_instance_saw_the_end_asks_nothing(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    async with running_instance(upstream, tmp_path, postgres_url) as instance:
+        task_id = (await instance.service.submit(SUBMIT)).task_id
+        # Another instance polled the task to its end and let go of it just before this one starts.
+        await instance.service.journal.record_status(
+            TaskSnapshot.from_wire({"task_id": task_id, "status": "finished", "progress": 100})
+        )
+        with anyio.fail_after(10):
+            outcome = await wait_for_task(
+                instance.service.pollers, task_id, timeout_seconds=5, report=ignore_progress
+            )
+
+    assert outcome.snapshot is not None
+    assert outcome.snapshot.status == "finished"
+    assert instance.status_requests == 0
+
+
+async def ignore_progress(progress: float, message: str) -> None:
+    del progress, message
 
 
 async def test_leases_are_claimed_once_renewed_by_their_owner_and_given_back(postgres_url: str) -> None:

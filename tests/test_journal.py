@@ -125,6 +125,7 @@ async def test_hundreds_of_concurrent_waits_keep_the_journal_consistent_and_off_
         poll_min_interval_seconds=0.1,
         poll_max_interval_seconds=0.2,
         progress_interval_seconds=1.0,  # 200 waiters beating every 20 ms would only measure the CPU
+        wait_timeout_seconds=60.0,  # every wait must end finished, even on a loaded machine
     )
     journal = await SqliteTaskStore.open(settings.journal_path)
     statement_threads: set[int] = set()

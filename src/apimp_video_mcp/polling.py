@@ -314,7 +314,8 @@ class PollerHub:
 
         Where another instance holds the task's lease, follow what it writes to the store instead.
         """
-        failures, following = 0, False
+        # A poller starts as if it had followed: another instance may have seen the task end already.
+        failures, following = 0, True
         with poller.scope:
             while True:
                 if not await self._coordination.claim(poller.task_id):
