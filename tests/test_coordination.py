@@ -146,7 +146,8 @@ async def test_a_poller_starting_after_another_instance_saw_the_end_asks_nothing
         task_id = (await instance.service.submit(SUBMIT)).task_id
         # Another instance polled the task to its end and let go of it just before this one starts.
         await instance.service.journal.record_status(
-            TaskSnapshot.from_wire({"task_id": task_id, "status": "finished", "progress": 100})
+            TaskSnapshot.from_wire({"task_id": task_id, "status": "finished", "progress": 100}),
+            principal=LOCAL_PRINCIPAL_ID,
         )
         with anyio.fail_after(10):
             outcome = await wait_for_task(

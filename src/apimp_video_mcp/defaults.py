@@ -127,3 +127,6 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS: Final = 10.0
 # notification, and its cost is one small read per followed task per interval.
 POLL_LEASE_SECONDS: Final = 6.0
 CLUSTER_REREAD_SECONDS: Final = 2.0
+# A readiness probe answers within this, whatever the store does: load balancers probe every few
+# seconds and treat a slow answer as a failure anyway.
+READINESS_TIMEOUT_SECONDS: Final = 3.0

@@ -27,6 +27,7 @@ from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, ModelChoice,
 from apimp_video_mcp.polling import Clock
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
 from apimp_video_mcp.server.auth import current_principal
+from apimp_video_mcp.server.health import register_health
 from apimp_video_mcp.server.outcomes import answer, as_tool_errors
 from apimp_video_mcp.server.resources import register_resources
 from apimp_video_mcp.server.schema import publishable_input_schema
@@ -278,6 +279,7 @@ def build_server(
         log_level=log_level,
     )
     register_resources(server, running.get)
+    register_health(server, running.get)
     player.register(server)
     return server
 

@@ -27,6 +27,9 @@ class TaskStore(Protocol):
     async def close(self) -> None:
         """Release the store's connections; safe to call when it was never opened."""
 
+    async def check(self) -> None:
+        """Answer one trivial statement, or raise: whether the store can serve requests now."""
+
     async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
         """Write the request down, as the principal's, before it is sent; returns the new entry's id."""
 

@@ -82,6 +82,9 @@ class PostgresTaskStore:
             await self._pool.close()
             self._pool = None
 
+    async def check(self) -> None:
+        await self._execute("SELECT 1", ())
+
     async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
         entry_id = new_entry_id()
         await self._execute(

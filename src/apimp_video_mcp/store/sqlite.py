@@ -62,6 +62,9 @@ class SqliteTaskStore:
             await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)
             self._connection = None
 
+    async def check(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
     async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
         """Write the request down, as the principal's, before it is sent; returns the new entry's id."""
         entry_id = new_entry_id()
