@@ -100,7 +100,7 @@ async def test_the_players_status_calls_share_one_request(upstream: Upstream, tm
     http = SharedHttpClient(settings.base_url, request_timeout_seconds=settings.request_timeout_seconds)
     journal = SqliteTaskStore(settings.journal_path)
     service = VideoService(
-        settings, ApimpClient(http.get, settings.require_api_key), journal, clock=FakeClock()
+        settings, ApimpClient(http.client, settings.require_api_key), journal, clock=FakeClock()
     )
     try:
         async with service.running():
