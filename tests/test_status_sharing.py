@@ -83,7 +83,7 @@ async def test_get_status_joins_the_running_poller_of_a_wait(upstream: Upstream,
             )
 
         group.start_soon(wait)
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             await polled.wait()  # the wait's poller has its first answer
         assert status_requests(upstream) == 1
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.anyio
 VEO = "veo-3.1-fast-generate-preview"
 DEADLINE_SECONDS = 30.0
 # Real seconds to wait for something the server does at once (an answer over loopback).
-PROMPTLY = 10.0
+PROMPTLY = 30.0
 
 
 def deadline_settings(base_url: str, tmp_path: Path) -> Settings:
