@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from apimp_video_mcp.simulator import SIMULATOR_API_KEY
+from apimp_video_mcp.simulator import SIMULATOR_API_KEY, sample_video
 from tests.support import Mode, Upstream, structured
 from tests.support.processes import child_environment, console_script, http_server_process, server_environment
 
@@ -94,4 +94,8 @@ async def test_simulate_mode_over_stdio_works_with_no_key_at_all(tmp_path: Path)
             waited, _ = await generate_one_video(client)
 
     assert waited["status"] == "finished"
+    assert waited["download_error"] is None  # the simulator's own host is allowed, and only it
+    saved = waited["saved_videos"]
+    assert isinstance(saved, list)
+    assert [Path(video["path"]).read_bytes() for video in saved] == [sample_video()]
     assert "simulate mode" in (tmp_path / "stderr.log").read_text()

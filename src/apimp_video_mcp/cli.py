@@ -89,6 +89,7 @@ async def _serve(args: argparse.Namespace) -> None:
         )
         return
 
+    from apimp_video_mcp.download_network import allowance_for
     from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 
     simulator = Simulator(task_duration_seconds=args.task_duration)
@@ -105,6 +106,9 @@ async def _serve(args: argparse.Namespace) -> None:
                 "api_key": SecretStr(SIMULATOR_API_KEY),
                 "poll_max_interval_seconds": ceiling,
                 "poll_min_interval_seconds": min(settings.poll_min_interval_seconds, ceiling),
+                # The simulator serves result files on loopback, which downloads refuse: allow its own
+                # host and port, and nothing more.
+                "download_allowed_hosts": (*settings.download_allowed_hosts, allowance_for(base_url)),
             }
         )
         await serve(

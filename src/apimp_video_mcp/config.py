@@ -27,6 +27,11 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # An origin for a CSP source list: http(s), a host (optionally `*.` for its subdomains), a port.
 MEDIA_ORIGIN: Final = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 
+# A host a download may reach whatever its address: a name or an IPv4/IPv6 address, with a port or not.
+ALLOWED_HOST: Final = re.compile(
+    r"([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:(?P<port>[0-9]{1,5}))?"
+)
+
 # APIMP_UPLOAD_ROOTS=none turns local files off. Roots must be absolute, so no folder can be
 # mistaken for this word.
 UPLOAD_ROOTS_NONE: Final = "none"
@@ -68,6 +73,12 @@ class Settings(BaseModel):
     poll_max_interval_seconds: Seconds = defaults.POLL_MAX_INTERVAL_SECONDS
     progress_interval_seconds: Seconds = defaults.PROGRESS_INTERVAL_SECONDS
     download_max_bytes: Annotated[int, Field(gt=0)] = defaults.DOWNLOAD_MAX_BYTES
+    download_timeout_seconds: Seconds = defaults.DOWNLOAD_TIMEOUT_SECONDS
+    download_max_files: Annotated[int, Field(ge=1)] = defaults.DOWNLOAD_MAX_FILES
+    download_max_task_bytes: Annotated[int, Field(gt=0)] = defaults.DOWNLOAD_MAX_TASK_BYTES
+    # Hosts (`name` or `name:port`) whose result files may be fetched even from a loopback or private
+    # address: the simulator, a CDN inside the operator's network. Everyone else must be public.
+    download_allowed_hosts: tuple[str, ...] = ()
     retry_max_attempts: Annotated[int, Field(ge=1)] = defaults.RETRY_MAX_ATTEMPTS
     retry_base_delay_seconds: Annotated[float, Field(ge=0)] = defaults.RETRY_BASE_DELAY_SECONDS
     # Folders whose images may be uploaded. None leaves it to the transport (see `local_files`):
@@ -122,10 +133,23 @@ class Settings(BaseModel):
                 raise ValueError(f"each folder must be an absolute path (or start with ~), not {str(root)!r}")
         return expanded
 
-    @field_validator("ui_media_domains", mode="before")
+    @field_validator("download_allowed_hosts")
+    @classmethod
+    def _hosts_only(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        """Each is a host name or address, with a port or not: a URL here would silently match nothing."""
+        for host in hosts:
+            match = ALLOWED_HOST.fullmatch(host)
+            if match is None or int(match["port"] or 0) > 65535:
+                raise ValueError(
+                    f"{host!r} is not a host; write name or name:port, e.g. 127.0.0.1:8765, cdn.internal "
+                    "or [::1]:8765"
+                )
+        return tuple(host.lower() for host in hosts)
+
+    @field_validator("ui_media_domains", "download_allowed_hosts", mode="before")
     @classmethod
     def _split_domains(cls, value: object) -> object:
-        """APIMP_UI_MEDIA_DOMAINS lists origins separated by commas or spaces."""
+        """APIMP_UI_MEDIA_DOMAINS and APIMP_DOWNLOAD_ALLOWED_HOSTS: items separated by commas or spaces."""
         if isinstance(value, str):
             return tuple(part for part in value.replace(",", " ").split() if part)
         return value
@@ -181,6 +205,10 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "poll_max_interval_seconds": "APIMP_POLL_MAX_INTERVAL",
     "progress_interval_seconds": "APIMP_PROGRESS_INTERVAL",
     "download_max_bytes": "APIMP_DOWNLOAD_MAX_BYTES",
+    "download_timeout_seconds": "APIMP_DOWNLOAD_TIMEOUT",
+    "download_max_files": "APIMP_DOWNLOAD_MAX_FILES",
+    "download_max_task_bytes": "APIMP_DOWNLOAD_MAX_TASK_BYTES",
+    "download_allowed_hosts": "APIMP_DOWNLOAD_ALLOWED_HOSTS",
     "retry_max_attempts": "APIMP_RETRY_MAX_ATTEMPTS",
     "retry_base_delay_seconds": "APIMP_RETRY_BASE_DELAY",
     "upload_roots": "APIMP_UPLOAD_ROOTS",

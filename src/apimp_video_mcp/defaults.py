@@ -17,6 +17,8 @@ CONNECT_TIMEOUT_SECONDS: Final = 10.0
 REQUEST_TIMEOUT_SECONDS: Final = 30.0
 # Result videos are tens of MB at most; the read timeout applies per chunk, not to the whole file.
 DOWNLOAD_READ_TIMEOUT_SECONDS: Final = 60.0
+# A signed result link may redirect once or twice (to a CDN edge); a chain longer than this is not one.
+DOWNLOAD_MAX_REDIRECTS: Final = 5
 # Enough connections for many tasks polled at once without opening a socket per poll.
 HTTP_MAX_CONNECTIONS: Final = 100
 HTTP_MAX_KEEPALIVE_CONNECTIONS: Final = 20
@@ -56,6 +58,14 @@ STATUS_FRESH_SECONDS: Final = 1.0
 # An 8 s 4k Veo clip is about 60 MB; anything far beyond that is not a video we asked for.
 DOWNLOAD_MAX_BYTES: Final = 500 * 1024 * 1024
 DOWNLOAD_CHUNK_BYTES: Final = 64 * 1024
+# A whole download, however its bytes arrive: a body trickling one byte a minute never trips the
+# per-read timeout, so only an overall deadline ends it. 500 MiB (the cap) at a slow 1 MiB/s takes
+# about 8 minutes; a real 60 MB clip on any usable link, seconds.
+DOWNLOAD_TIMEOUT_SECONDS: Final = 600.0
+# Veo returns one video per task (up to 4 with sampleCount); a task listing more is not one of ours.
+DOWNLOAD_MAX_FILES: Final = 4
+# Four 4k clips are about 250 MB; 1 GiB per task leaves room, and bounds what one task can take.
+DOWNLOAD_MAX_TASK_BYTES: Final = 1024 * 1024 * 1024
 
 # --- Uploads of local reference images -------------------------------------------------------
 # APIMP documents no upload limit. A first-frame image is a few MB at most (a 4k PNG screenshot is
@@ -99,6 +109,9 @@ UI_POLL_MAX_INTERVAL_SECONDS: Final = 15.0
 # One view call must stay far below the ~60 s after which hosts abandon a call: past this, the
 # view gets the last known status (and asks again) instead of waiting on a slow APIMP.
 UI_STATUS_CALL_TIMEOUT_SECONDS: Final = 10.0
+# Reading the video resource saves the video first when no copy exists: the read waits this long for
+# the save (which goes on in the background) and otherwise answers "still saving", well inside 60 s.
+UI_SAVE_CALL_TIMEOUT_SECONDS: Final = 30.0
 # The fallback sends the saved video through resources/read as base64 (a third larger) and plays
 # it as a data: URI. An 8 s 1080p clip is about 5-20 MB and Chromium decodes a 32 MiB data: URI in
 # under a second (measured), but every byte crosses the host's JSON messages, so larger files

@@ -15,6 +15,7 @@
     ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
     ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
     ├── DownloadError               a finished video could not be saved
+    │   └── RefusedAddressError     its URL leads to a loopback, private or link-local address
     ├── JournalUnavailableError     the task journal refused the request's record; nothing was sent
     ├── VideoUnavailableError       the player view cannot be given a video's bytes (why: `reason`)
     └── UploadFailedError           a local image was not uploaded; a submit needing it was not sent
@@ -179,10 +180,28 @@ class DownloadError(ApimpError):
     """A finished video could not be downloaded; its URL is still reported to the caller."""
 
 
+class RefusedAddressError(DownloadError):
+    """A result URL (or a redirect) leads to an address on the machine's own networks: nothing was fetched.
+
+    Raised where the connection would be opened, so it names the address actually resolved.
+    """
+
+    def __init__(self, host: str, port: int, address: str, kind: str) -> None:
+        self.host = host
+        self.address = address
+        self.kind = kind
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(
+            f"refused to fetch the video from {host} ({address}): a {kind} address, not a public one, so "
+            "nothing was requested. If this host is yours and trusted, the server's operator can allow it "
+            f"with APIMP_DOWNLOAD_ALLOWED_HOSTS={shown}:{port}"
+        )
+
+
 class VideoUnavailableError(ApimpError):
     """The player view asked for a video's bytes and cannot have them.
 
-    `reason` is one of unknown_task, not_finished, too_large, expired, download_failed; the
+    `reason` is one of unknown_task, not_finished, too_large, expired, saving, download_failed; the
     message carries it in parentheses, the one part of it the view reads.
     """
 

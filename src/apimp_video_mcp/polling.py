@@ -419,20 +419,25 @@ class WaitOutcome:
     unreachable_for_seconds: float | None = None
 
 
-async def _news_or_timeout(poller: TaskPoller, seen: int, clock: Clock, seconds: float) -> None:
-    """Return on the poller's next news or after `seconds` of the clock, whichever comes first."""
+async def at_most(clock: Clock, seconds: float, wait: Callable[[], Awaitable[None]]) -> None:
+    """Await `wait()` until it returns or `seconds` of the clock pass, whichever comes first."""
     async with anyio.create_task_group() as group:
 
-        async def news() -> None:
-            await poller.changed_since(seen)
+        async def done() -> None:
+            await wait()
             group.cancel_scope.cancel()
 
         async def timeout() -> None:
             await clock.sleep(seconds)
             group.cancel_scope.cancel()
 
-        group.start_soon(news)
+        group.start_soon(done)
         group.start_soon(timeout)
+
+
+async def _news_or_timeout(poller: TaskPoller, seen: int, clock: Clock, seconds: float) -> None:
+    """Return on the poller's next news or after `seconds` of the clock, whichever comes first."""
+    await at_most(clock, seconds, lambda: poller.changed_since(seen))
 
 
 def _elapsed(seconds: float) -> str:

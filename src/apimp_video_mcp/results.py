@@ -196,6 +196,11 @@ class WaitResult(TaskReport):
         "status is then the last one known (see source); waiting again is safe and costs nothing.",
     )
     last_error: str | None = Field(default=None, description="The latest failed status check, if any.")
+    saving_in_background: bool = Field(
+        default=False,
+        description="True when the wait's time ran out while the video was being saved: the download goes "
+        "on, and calling wait_for_video again returns the saved file.",
+    )
 
     def summary(self) -> str:
         lines = [self.headline()]
@@ -205,6 +210,8 @@ class WaitResult(TaskReport):
         ]
         if self.download_error:
             lines.append(f"Download failed: {self.download_error}")
+        if self.saving_in_background:
+            lines.append("Still saving the video in the background.")
         lines.append(self.next_step)
         return "\n".join(lines)
 

@@ -22,12 +22,10 @@ import anyio
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.coordination import ClusterCoordination, Coordination, PollingLeases
-from apimp_video_mcp.downloads import download_video, video_filename
 from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
-    DownloadError,
     JournalUnavailableError,
     LimitExceededError,
     RateLimitedError,
@@ -50,13 +48,13 @@ from apimp_video_mcp.polling import (
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.results import (
     EffectiveFormat,
-    SavedVideo,
     SubmitResult,
     TaskList,
     TaskReport,
     UploadResult,
     WaitResult,
 )
+from apimp_video_mcp.saving import SaveOutcome, VideoSaver
 from apimp_video_mcp.status_sharing import SharedStatus
 from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskStore
 from apimp_video_mcp.upstream.client import ApimpClient
@@ -70,6 +68,11 @@ NEXT_AFTER_SUBMIT = (
     "from tens of seconds to a few minutes."
 )
 
+STILL_SAVING = (
+    "The video is ready and still being saved on the server: the download goes on in the background. "
+    "Call wait_for_video again with this task_id to get the saved file's path (the video URL works "
+    "meanwhile)."
+)
 
 # Failures after which APIMP provably created nothing: the journal entry can be dropped.
 _NOTHING_CREATED = (
@@ -127,6 +130,8 @@ class VideoService:
             clock=clock,
             coordination=_coordination(settings, journal),
         )
+        # One save job per finished task for the whole process, outliving the wait that started it.
+        self.saver = VideoSaver(settings, journal, clock=self.pollers.clock)
 
         # One-off questions (get_status, the player) share one request per task at a time.
         self.statuses = SharedStatus(
@@ -137,8 +142,14 @@ class VideoService:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoService]:
-        """Run the background work (pollers, journal retries, shared requests) while the block lasts."""
-        async with self.journal_retry.running(), self.pollers.running(), self.statuses.running():
+        """Run the background work (pollers, journal retries, shared requests, downloads) while the block
+        lasts."""
+        async with (
+            self.journal_retry.running(),
+            self.pollers.running(),
+            self.statuses.running(),
+            self.saver.running(),
+        ):
             yield self
 
     async def submit(self, request: SubmitRequest, *, principal: Principal = LOCAL_PRINCIPAL) -> SubmitResult:
@@ -381,6 +392,7 @@ class VideoService:
         principal: Principal = LOCAL_PRINCIPAL,
     ) -> WaitResult:
         """Wait for the task until it ends or the timeout passes; save its videos when asked."""
+        timeout = timeout_seconds or self.settings.wait_timeout_seconds
         entry = await self.entry_for(task_id, principal)
         if entry is not None and entry.submit_state == "unknown":
             raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
@@ -392,7 +404,7 @@ class VideoService:
             outcome = await wait_for_task(
                 self.pollers,
                 task_id,
-                timeout_seconds=timeout_seconds or self.settings.wait_timeout_seconds,
+                timeout_seconds=timeout,
                 report=report,
                 heartbeat_seconds=self.settings.progress_interval_seconds,
                 model=entry.model if entry is not None else None,
@@ -401,15 +413,11 @@ class VideoService:
         source: Literal["apimp", "journal"] = "apimp"
         if snapshot is None:  # APIMP never answered in time: the journal's last word, or nothing
             snapshot, source = await self._last_known(task_id, outcome, principal), "journal"
-        saved: list[SavedVideo] = []
-        download_error = None
-        if download and snapshot.status == "finished":
-            try:
-                saved = await self.save_videos(snapshot, principal)
-            except DownloadError as exc:
-                download_error = str(exc)
-            await self.journal.record_local_paths(task_id, [video.path for video in saved])
-        next_step = _next_step(snapshot, timed_out=outcome.timed_out)
+        saving = SaveOutcome()
+        if download and snapshot.status == "finished":  # saved within what is left of the deadline
+            folder = principal.download_dir(self.settings.download_dir)
+            saving = await self.saver.save(snapshot, folder, within_seconds=timeout - outcome.waited_seconds)
+        next_step = STILL_SAVING if saving.in_progress else _next_step(snapshot, timed_out=outcome.timed_out)
         unreachable_since = None
         if outcome.unreachable_for_seconds is not None and outcome.timed_out:
             unreachable_since = _utc_seconds_ago(outcome.unreachable_for_seconds)
@@ -422,8 +430,9 @@ class VideoService:
             done=snapshot.is_terminal,
             timed_out=outcome.timed_out,
             waited_seconds=round(outcome.waited_seconds, 3),
-            saved_videos=saved,
-            download_error=download_error,
+            saved_videos=saving.saved,
+            download_error=saving.error,
+            saving_in_background=saving.in_progress,
             upstream_unreachable_since=unreachable_since,
             last_error=outcome.last_error,
         )
@@ -439,26 +448,6 @@ class VideoService:
             f"{outcome.waited_seconds:.0f} s, and this server has no record of the task.{last_error} "
             "Nothing was submitted or charged by this call; calling wait_for_video again later is safe."
         )
-
-    async def save_videos(
-        self, snapshot: TaskSnapshot, principal: Principal = LOCAL_PRINCIPAL
-    ) -> list[SavedVideo]:
-        """Download every video of a finished task into the principal's download folder."""
-        saved = []
-        folder = principal.download_dir(self.settings.download_dir)
-        for index, url in enumerate(snapshot.video_urls):
-            destination = folder / video_filename(snapshot.task_id, url, index)
-            path = await download_video(
-                self.client_for(principal),
-                url,
-                destination,
-                max_bytes=self.settings.download_max_bytes,
-                read_timeout_seconds=defaults.DOWNLOAD_READ_TIMEOUT_SECONDS,
-                chunk_bytes=defaults.DOWNLOAD_CHUNK_BYTES,
-            )
-            size = (await anyio.Path(path).stat()).st_size
-            saved.append(SavedVideo(url=url, path=str(path), size_bytes=size))
-        return saved
 
 
 def _coordination(settings: Settings, journal: TaskStore) -> Coordination | None:

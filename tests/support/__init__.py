@@ -10,6 +10,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.download_network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator
 
 # A short task keeps every end-to-end test well under a second of waiting.
@@ -39,6 +40,8 @@ def fast_settings(base_url: str, download_dir: Path, **overrides: Any) -> Settin
         "wait_timeout_seconds": 10.0,
     }
     values.update(overrides)
+    # The simulator serves its result files on loopback: allowed explicitly, as its own host only.
+    values["download_allowed_hosts"] = (allowance_for(base_url), *values.get("download_allowed_hosts", ()))
     return Settings.model_validate(values)
 
 

@@ -16,6 +16,7 @@ import anyio
 import httpx2
 from anyio.abc import Process
 
+from apimp_video_mcp.download_network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
 from tests.support import Upstream
 
@@ -39,6 +40,7 @@ def server_environment(upstream: Upstream, download_dir: Path) -> dict[str, str]
     return child_environment(
         APIMP_API_KEY=SIMULATOR_API_KEY,
         APIMP_BASE_URL=upstream.base_url,
+        APIMP_DOWNLOAD_ALLOWED_HOSTS=allowance_for(upstream.base_url),
         APIMP_DOWNLOAD_DIR=str(download_dir),
         APIMP_JOURNAL=str(download_dir.with_name("journal.sqlite3")),
         APIMP_POLL_MIN_INTERVAL="0.02",

@@ -11,8 +11,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
@@ -267,13 +266,6 @@ class ApimpClient:
                 return response
             logger.info("%s: HTTP %s, retrying in %.1f s", what, response.status_code, delay)
             await self._sleep(delay)
-
-    @asynccontextmanager
-    async def open_file(self, url: str, *, read_timeout_seconds: float) -> AsyncIterator[httpx2.Response]:
-        """Stream a result file. Result URLs are signed links on other hosts: no APIMP key is sent."""
-        timeout = httpx2.Timeout(read_timeout_seconds, connect=defaults.CONNECT_TIMEOUT_SECONDS)
-        async with self._http.stream("GET", url, timeout=timeout, headers={"accept": "*/*"}) as response:
-            yield response
 
     def _auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key()}"}

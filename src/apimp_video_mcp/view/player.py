@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.downloads import SIGNATURE_BYTES, is_video_file, sniff_video_type
 from apimp_video_mcp.durations import (
     earlier_generation_seconds,
     generation_seconds,
@@ -39,7 +41,6 @@ from apimp_video_mcp.durations import (
     typical_duration,
 )
 from apimp_video_mcp.errors import (
-    DownloadError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
     UnknownTaskError,
@@ -270,7 +271,11 @@ class PlayerService:
         copy = copies[0]
         if copy.size_bytes > defaults.UI_VIDEO_BLOB_MAX_BYTES:
             raise VideoUnavailableError(task_id, "too_large", _too_large_note(copy.size_bytes))
-        return await anyio.Path(copy.path).read_bytes()
+        data = await anyio.Path(copy.path).read_bytes()
+        if sniff_video_type(data[:SIGNATURE_BYTES]) is None or len(data) > defaults.UI_VIDEO_BLOB_MAX_BYTES:
+            # replaced since it was checked: serve nothing rather than whatever is there now
+            raise VideoUnavailableError(task_id, "download_failed", "the saved copy changed; ask again")
+        return data
 
     def _fresh(self, entry: JournalEntry) -> bool:
         """Written by another poller (a wait in progress) within half a poll interval: good enough."""
@@ -278,26 +283,33 @@ class PlayerService:
         return age < self.settings.ui_poll_interval_seconds / 2
 
     async def _save_now(self, task_id: str) -> list[SavedCopy]:
-        """Ask APIMP once (signed URLs may have been renewed), then save the videos."""
+        """Ask APIMP once (signed URLs may have been renewed), then save the videos, for a bounded time."""
         snapshot = await self.service.fetch_status(task_id, self.principal)
-        try:
-            saved = await self.service.save_videos(snapshot, self.principal)
-        except DownloadError as exc:
-            reason = "expired" if "expired" in str(exc) else "download_failed"
-            raise VideoUnavailableError(task_id, reason, str(exc)) from None
-        await self.journal.record_local_paths(task_id, [video.path for video in saved])
-        if not saved:
-            raise VideoUnavailableError(task_id, "download_failed", "APIMP listed no video for the task")
-        return [SavedCopy(path=video.path, size_bytes=video.size_bytes) for video in saved]
+        folder = self.principal.download_dir(self.settings.download_dir)
+        outcome = await self.service.saver.save(
+            snapshot, folder, within_seconds=defaults.UI_SAVE_CALL_TIMEOUT_SECONDS
+        )
+        if outcome.in_progress:
+            raise VideoUnavailableError(
+                task_id, "saving", "the video is still being saved on the server; ask again in a moment"
+            )
+        if not outcome.saved:
+            error = outcome.error or "APIMP listed no video for the task"
+            raise VideoUnavailableError(
+                task_id, "expired" if "expired" in error else "download_failed", error
+            )
+        return [SavedCopy(path=video.path, size_bytes=video.size_bytes) for video in outcome.saved]
 
     async def _saved_copies(self, paths: Sequence[str]) -> list[SavedCopy]:
+        """The recorded copies still there and still videos (a file put in their place is no copy)."""
         copies = []
         for path in paths:
             try:
                 size = (await anyio.Path(path).stat()).st_size
             except OSError:  # moved or deleted since: not a copy any more
                 continue
-            copies.append(SavedCopy(path=path, size_bytes=size))
+            if await anyio.to_thread.run_sync(is_video_file, Path(path)):
+                copies.append(SavedCopy(path=path, size_bytes=size))
         return copies
 
     async def _describe(
