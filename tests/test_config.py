@@ -96,6 +96,19 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_UI_POLL_INTERVAL",
             "APIMP_POLL_LEASE",
             "APIMP_CLUSTER_REREAD",
+            "APIMP_AUTH",
+            "APIMP_KEYS_FILE",
+            "APIMP_BYOK_SECRET",
+            "APIMP_OAUTH_ISSUER",
+            "APIMP_OAUTH_JWKS_URL",
+            "APIMP_OAUTH_SCOPES",
+            "APIMP_PUBLIC_URL",
+            "APIMP_ALLOWED_HOSTS",
+            "APIMP_ALLOWED_ORIGINS",
+            "APIMP_MAX_RUNNING_TASKS",
+            "APIMP_MAX_SUBMITS_PER_HOUR",
+            "APIMP_TRUSTED_PROXIES",
+            "APIMP_ACCESS_LOG",
         ]
     )
 

@@ -4,6 +4,7 @@ apimp-video-mcp                                   # stdio, for desktop hosts
 apimp-video-mcp --transport streamable-http       # HTTP at http://127.0.0.1:8000/mcp
 apimp-video-mcp --simulate                        # the whole workflow, no key, no cost
 apimp-video-mcp simulate --port 8765              # only the APIMP simulator
+apimp-video-mcp keys add alice                    # issue an access key (APIMP_AUTH=keys)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import get_args
 
 import anyio
@@ -53,11 +55,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="folders images may be uploaded from, instead of APIMP_UPLOAD_ROOTS (for hosts that pass a "
         "folder list as arguments, like the Claude Desktop bundle); none given leaves the setting as it is",
     )
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve streamable HTTP on a non-loopback address with APIMP_AUTH=none (only behind something "
+        "that authenticates every request)",
+    )
     commands = parser.add_subparsers(dest="command")
     simulate = commands.add_parser("simulate", help="serve only the APIMP simulator over HTTP")
     simulate.add_argument("--host", default=defaults.DEFAULT_HTTP_HOST)
     simulate.add_argument("--port", type=int, default=defaults.DEFAULT_SIMULATOR_PORT)
     simulate.add_argument("--task-duration", type=float, default=20.0)
+    keys = commands.add_parser("keys", help="issue, list and revoke access keys (APIMP_AUTH=keys)")
+    keys.add_argument(
+        "--file", type=Path, help="the keys file (default: APIMP_KEYS_FILE, or beside the journal)"
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    add = key_commands.add_parser(
+        "add", help="issue a key for NAME; it is printed once, only its hash is kept"
+    )
+    add.add_argument("name", help="who holds the key (letters, digits, . _ @ -)")
+    add.add_argument(
+        "--max-running-tasks", type=int, help="this key's limit (default APIMP_MAX_RUNNING_TASKS)"
+    )
+    add.add_argument("--max-submits-per-hour", type=int, help="(default APIMP_MAX_SUBMITS_PER_HOUR); 0: none")
+    add.add_argument(
+        "--upload-root", type=Path, action="append", default=[], help="a folder it may upload from"
+    )
+    add.add_argument(
+        "--apimp-key-stdin", action="store_true", help="read this holder's own APIMP key from stdin"
+    )
+    key_commands.add_parser("list", help="list who holds keys (never the keys)")
+    revoke = key_commands.add_parser("revoke", help="remove every key of NAME")
+    revoke.add_argument("name")
     return parser
 
 
@@ -70,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "simulate":
             anyio.run(_simulate_only, args)
+        elif args.command == "keys":
+            _keys(args)
         else:
             anyio.run(_serve, args)
     except ConfigurationError as exc:
@@ -80,13 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from apimp_video_mcp.server import serve
-
     settings = with_upload_roots(Settings.from_env(), args.upload_roots)
     if not args.simulate:
-        await serve(
-            settings, log_level=args.log_level, transport=args.transport, host=args.host, port=args.port
-        )
+        await _serve_with(settings, args)
         return
 
     from apimp_video_mcp.download_network import allowance_for
@@ -111,9 +139,20 @@ async def _serve(args: argparse.Namespace) -> None:
                 "download_allowed_hosts": (*settings.download_allowed_hosts, allowance_for(base_url)),
             }
         )
-        await serve(
-            settings, log_level=args.log_level, transport=args.transport, host=args.host, port=args.port
-        )
+        await _serve_with(settings, args)
+
+
+async def _serve_with(settings: Settings, args: argparse.Namespace) -> None:
+    from apimp_video_mcp.server import serve
+
+    await serve(
+        settings,
+        log_level=args.log_level,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        allow_unauthenticated=args.allow_unauthenticated,
+    )
 
 
 def with_upload_roots(settings: Settings, folders: Sequence[str]) -> Settings:
@@ -139,3 +178,39 @@ async def _simulate_only(args: argparse.Namespace) -> None:
         file=sys.stderr,
     )
     await serve_simulator(Simulator(task_duration_seconds=args.task_duration), host=args.host, port=args.port)
+
+
+def _keys(args: argparse.Namespace) -> None:
+    """The keys file's commands: the new key goes to stdout (and nowhere else), the rest to stderr."""
+    from apimp_video_mcp.access_keys import KeyEntry, add_key, read_keys_file, revoke_principal
+
+    path: Path = (args.file or Settings.from_env().keys_file).expanduser().absolute()
+    if args.keys_command == "add":
+        own_key = sys.stdin.readline().strip() if args.apimp_key_stdin else None
+        try:
+            entry = KeyEntry.model_validate(
+                {
+                    "principal": args.name,
+                    "max_running_tasks": args.max_running_tasks,
+                    "max_submits_per_hour": args.max_submits_per_hour,
+                    "upload_roots": [root.expanduser() for root in args.upload_root],
+                    "apimp_key": own_key or None,
+                }
+            )
+        except ValidationError as exc:
+            raise ConfigurationError(f"Invalid key: {exc.errors()[0]['msg']}") from None
+        key = add_key(path, entry)
+        print(key)
+        print(
+            f"Issued a key for {args.name} in {path}. It is shown only now: give it to them (clients send it "
+            "as 'Authorization: Bearer <key>').",
+            file=sys.stderr,
+        )
+    elif args.keys_command == "list":
+        for digest, entry in read_keys_file(path).keys.items():
+            print(f"{entry.principal}\t{digest[:19]}...\t{entry.created_at or ''}")
+    else:
+        removed = revoke_principal(path, args.name)
+        print(f"Revoked {removed} key(s) of {args.name} in {path}.", file=sys.stderr)
+        if not removed:
+            raise SystemExit(1)

@@ -23,6 +23,9 @@ APP_NAME: Final = "apimp-video-mcp"
 
 Seconds = Annotated[float, Field(gt=0)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# Who may call the streamable HTTP transport (see `server.auth`): nobody is asked (loopback use),
+# operator-issued keys, each caller's own APIMP key, or OAuth access tokens (JWT).
+AuthMode = Literal["none", "keys", "byok", "oauth"]
 
 # An origin for a CSP source list: http(s), a host (optionally `*.` for its subdomains), a port.
 MEDIA_ORIGIN: Final = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
@@ -47,6 +50,11 @@ def user_data_dir() -> Path:
 def default_journal_path() -> str:
     """Beside the videos: the journal is the receipt book of what was paid for."""
     return str(user_data_dir() / "journal.sqlite3")
+
+
+def default_keys_file() -> Path:
+    """Beside the journal: the operator's list of issued keys (hashes only)."""
+    return user_data_dir() / "keys.json"
 
 
 def default_download_dir() -> Path:
@@ -94,6 +102,26 @@ class Settings(BaseModel):
     # renewed, and how often an instance that follows another's poller re-reads the store.
     poll_lease_seconds: Seconds = defaults.POLL_LEASE_SECONDS
     cluster_reread_seconds: Seconds = defaults.CLUSTER_REREAD_SECONDS
+    # --- Running it for a team (streamable HTTP; see README "Run it for a team") ---
+    auth: AuthMode = "none"
+    keys_file: Path = Field(default_factory=default_keys_file)
+    # The keyed hash that names a bring-your-own-key caller; unset, one is kept beside the journal.
+    byok_secret: SecretStr | None = None
+    # OAuth: who issues tokens, and this server's own URL (the resource the tokens must name).
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    oauth_scopes: tuple[str, ...] = ()
+    public_url: str | None = None
+    # Host and Origin headers accepted besides loopback's (DNS-rebinding protection).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    # Default limits of each authenticated caller (the keys file may set its own); 0: no limit.
+    max_running_tasks: Annotated[int, Field(ge=0)] = defaults.DEFAULT_MAX_RUNNING_TASKS
+    max_submits_per_hour: Annotated[int, Field(ge=0)] = defaults.DEFAULT_MAX_SUBMITS_PER_HOUR
+    # Addresses whose X-Forwarded-For/-Proto headers are believed (a TLS-terminating proxy).
+    trusted_proxies: str = "127.0.0.1"
+    # A JSON line per tool call: "stderr", or a file to append to. Unset: no access log.
+    access_log: str | None = None
 
     @field_validator("download_dir")
     @classmethod
@@ -146,13 +174,26 @@ class Settings(BaseModel):
                 )
         return tuple(host.lower() for host in hosts)
 
-    @field_validator("ui_media_domains", "download_allowed_hosts", mode="before")
+    @field_validator(
+        "ui_media_domains",
+        "download_allowed_hosts",
+        "allowed_hosts",
+        "allowed_origins",
+        "oauth_scopes",
+        mode="before",
+    )
     @classmethod
-    def _split_domains(cls, value: object) -> object:
-        """APIMP_UI_MEDIA_DOMAINS and APIMP_DOWNLOAD_ALLOWED_HOSTS: items separated by commas or spaces."""
+    def _split_lists(cls, value: object) -> object:
+        """Lists in one variable (APIMP_UI_MEDIA_DOMAINS, APIMP_ALLOWED_HOSTS, ...): items separated by
+        commas or spaces."""
         if isinstance(value, str):
             return tuple(part for part in value.replace(",", " ").split() if part)
         return value
+
+    @field_validator("keys_file")
+    @classmethod
+    def _absolute_keys_file(cls, path: Path) -> Path:
+        return path.expanduser().absolute()
 
     @field_validator("ui_media_domains")
     @classmethod
@@ -218,4 +259,17 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "ui_poll_interval_seconds": "APIMP_UI_POLL_INTERVAL",
     "poll_lease_seconds": "APIMP_POLL_LEASE",
     "cluster_reread_seconds": "APIMP_CLUSTER_REREAD",
+    "auth": "APIMP_AUTH",
+    "keys_file": "APIMP_KEYS_FILE",
+    "byok_secret": "APIMP_BYOK_SECRET",
+    "oauth_issuer": "APIMP_OAUTH_ISSUER",
+    "oauth_jwks_url": "APIMP_OAUTH_JWKS_URL",
+    "oauth_scopes": "APIMP_OAUTH_SCOPES",
+    "public_url": "APIMP_PUBLIC_URL",
+    "allowed_hosts": "APIMP_ALLOWED_HOSTS",
+    "allowed_origins": "APIMP_ALLOWED_ORIGINS",
+    "max_running_tasks": "APIMP_MAX_RUNNING_TASKS",
+    "max_submits_per_hour": "APIMP_MAX_SUBMITS_PER_HOUR",
+    "trusted_proxies": "APIMP_TRUSTED_PROXIES",
+    "access_log": "APIMP_ACCESS_LOG",
 }

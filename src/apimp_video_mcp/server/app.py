@@ -26,8 +26,10 @@ from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, ModelChoice, SubmitRequest, VideoInput
 from apimp_video_mcp.polling import Clock
 from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
-from apimp_video_mcp.server.auth import current_principal
+from apimp_video_mcp.server.access_log import access_log
+from apimp_video_mcp.server.auth import AuthSetup, build_auth, current_principal
 from apimp_video_mcp.server.health import register_health
+from apimp_video_mcp.server.http import check_bind, serve_http
 from apimp_video_mcp.server.outcomes import answer, as_tool_errors
 from apimp_video_mcp.server.resources import register_resources
 from apimp_video_mcp.server.schema import publishable_input_schema
@@ -228,11 +230,13 @@ def build_server(
     transport: Transport | None = None,
     clock: Clock | None = None,
     store: TaskStore | None = None,
+    auth: AuthSetup | None = None,
 ) -> MCPServer[AppContext]:
     """A ready server; `settings` default to the environment (`APIMP_*` variables).
 
     `clock` replaces real time for polling and waits (benchmarks run a simulator many times faster).
     `store` replaces the journal the settings name (the server closes it when it stops).
+    `auth` makes streamable HTTP require a bearer token (see `server.auth.build_auth`).
 
     `log_level` also sets the HTTP transport's access log, which is noise at the default level.
     `transport` is how the server will be reached; unless APIMP_UPLOAD_ROOTS says otherwise it decides
@@ -245,6 +249,7 @@ def build_server(
     )
 
     running = RunningService()
+    access = access_log(resolved.access_log)  # one JSON line per tool call, when APIMP_ACCESS_LOG asks
     player = PlayerApp(resolved, running.get)  # the live view for MCP Apps hosts; nothing if APIMP_UI=off
 
     @asynccontextmanager
@@ -274,9 +279,11 @@ def build_server(
         version=version("apimp-video-mcp"),
         tools=player.link(build_tools()),
         extensions=player.extensions,
-        middleware=player.middleware,
+        middleware=[*player.middleware, *([access] if access is not None else [])],
         lifespan=lifespan,
         log_level=log_level,
+        token_verifier=auth.verifier if auth is not None else None,
+        auth=auth.settings if auth is not None else None,
     )
     register_resources(server, running.get)
     register_health(server, running.get)
@@ -288,11 +295,23 @@ __all__ = ["AppContext", "build_server", "build_tools"]
 
 
 async def serve(
-    settings: Settings, *, log_level: LogLevel, transport: Transport, host: str, port: int
+    settings: Settings,
+    *,
+    log_level: LogLevel,
+    transport: Transport,
+    host: str,
+    port: int,
+    allow_unauthenticated: bool = False,
 ) -> None:
-    """Build the server and run it on one transport until the host ends it."""
-    server = build_server(settings, log_level=log_level, transport=transport)
+    """Build the server and run it on one transport until the host ends it.
+
+    Over streamable HTTP, APIMP_AUTH decides who may call (refusing an open non-loopback bind
+    unless `allow_unauthenticated`), and Host/Origin are checked whatever the address.
+    """
     if transport == "stdio":
-        await server.run_stdio_async()
-    else:
-        await server.run_streamable_http_async(host=host, port=port)
+        await build_server(settings, log_level=log_level, transport=transport).run_stdio_async()
+        return
+    check_bind(host, settings, allow_unauthenticated=allow_unauthenticated)
+    auth = build_auth(settings, base_url=f"http://{host}:{port}")
+    server = build_server(settings, log_level=log_level, transport=transport, auth=auth)
+    await serve_http(server, settings, host=host, port=port, log_level=log_level)
