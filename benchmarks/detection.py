@@ -91,6 +91,7 @@ async def adaptive(population: Population, time_scale: float, workdir: Path) -> 
             download_dir=workdir / "videos",
             journal_path=str(workdir / "journal.sqlite3"),
             wait_timeout_seconds=3600.0,
+            confirm_above_cost=None,  # measures polling: nobody is there to approve prices
         )
         async with Client(build_server(settings, clock=ScaledClock(time_scale))) as client:
             task_ids = []

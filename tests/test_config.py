@@ -109,6 +109,11 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_MAX_SUBMITS_PER_HOUR",
             "APIMP_TRUSTED_PROXIES",
             "APIMP_ACCESS_LOG",
+            "APIMP_PRICES",
+            "APIMP_BUDGET_DAILY",
+            "APIMP_BUDGET_MONTHLY",
+            "APIMP_BUDGET_TIMEZONE",
+            "APIMP_CONFIRM_ABOVE",
         ]
     )
 

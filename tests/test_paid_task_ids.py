@@ -110,8 +110,8 @@ class ReadOnlyAfterSubmit(SqliteTaskStore):
     """The journal file becomes read-only once the submission is written (as when its disk is
     remounted read-only): a real SQLite handle opened read-only refuses every later write."""
 
-    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
-        entry_id = await super().record_submission(model, request, principal=principal)
+    async def record_submission(self, model: str, request: dict[str, Any], **estimate: Any) -> str:
+        entry_id = await super().record_submission(model, request, **estimate)
         await self.close()
         self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         return entry_id
@@ -120,8 +120,8 @@ class ReadOnlyAfterSubmit(SqliteTaskStore):
 class FullAfterSubmit(SqliteTaskStore):
     """A full disk, simulated: every write after the submission fails as SQLite reports it."""
 
-    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
-        entry_id = await super().record_submission(model, request, principal=principal)
+    async def record_submission(self, model: str, request: dict[str, Any], **estimate: Any) -> str:
+        entry_id = await super().record_submission(model, request, **estimate)
         self.full = True
         return entry_id
 

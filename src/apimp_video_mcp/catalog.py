@@ -140,6 +140,56 @@ RETIRED_MODELS: Final[dict[str, RetiredModel]] = {
 }
 
 
+# --- Google's list prices, the default price table (see `pricing`) --------------------------------
+# Google bills Veo per second of video; on the Gemini API the price includes the soundtrack.
+# APIMP bills in its own units and resellers price differently, so these are only the default
+# table of the estimates, replaced by APIMP_PRICES. Google's pricing page could not be read from
+# where this was written: each figure was checked against the secondary sources named beside it,
+# which quote that page, and none of them is verified against the page itself.
+LIST_PRICE_CURRENCY: Final = "USD"
+LIST_PRICE_SOURCE: Final = "Google's Gemini API list prices (https://ai.google.dev/gemini-api/docs/pricing)"
+LIST_PRICES_CHECKED_ON: Final = "2026-12-02"
+# Google's default output resolution for Veo 3 when a request names none: the rate estimates assume it.
+DEFAULT_RESOLUTION: Final[Resolution] = "720p"
+
+
+@dataclass(frozen=True)
+class ListPrice:
+    """One figure of Google's price list: USD per second of video of a model at a resolution."""
+
+    model_id: VideoModelId
+    resolution: Resolution
+    usd_per_second: float
+    source: str
+
+
+_VEO_3_1_STANDARD: Final = (
+    "Gemini API pricing page as quoted by reapi.ai (May 2026) and theplanettools.ai (April 2026); "
+    "matches this project's issue 16 (0.40 at 720p/1080p, 0.60 at 4k). Not verified on Google's page."
+)
+_VEO_3_1_FAST: Final = (
+    "Gemini API pricing page after Google's 2026-04-07 cut, as quoted by reapi.ai (May 2026) and "
+    "theplanettools.ai (April 2026). Issue 16 names 0.15 USD/s, the price before that cut. Not "
+    "verified on Google's page."
+)
+_VEO_3_0: Final = (
+    "Google's September 2025 Veo 3 prices (standard 0.40, fast 0.15 USD/s with audio), as quoted by "
+    "several secondary sources; no later change found. Not verified on Google's page."
+)
+LIST_PRICES: Final[tuple[ListPrice, ...]] = (
+    ListPrice("veo-3.0-generate-001", "720p", 0.40, _VEO_3_0),
+    ListPrice("veo-3.0-generate-001", "1080p", 0.40, _VEO_3_0),
+    ListPrice("veo-3.0-fast-generate-001", "720p", 0.15, _VEO_3_0),
+    ListPrice("veo-3.0-fast-generate-001", "1080p", 0.15, _VEO_3_0),
+    ListPrice("veo-3.1-generate-preview", "720p", 0.40, _VEO_3_1_STANDARD),
+    ListPrice("veo-3.1-generate-preview", "1080p", 0.40, _VEO_3_1_STANDARD),
+    ListPrice("veo-3.1-generate-preview", "4k", 0.60, _VEO_3_1_STANDARD),
+    ListPrice("veo-3.1-fast-generate-preview", "720p", 0.10, _VEO_3_1_FAST),
+    ListPrice("veo-3.1-fast-generate-preview", "1080p", 0.12, _VEO_3_1_FAST),
+    ListPrice("veo-3.1-fast-generate-preview", "4k", 0.30, _VEO_3_1_FAST),
+)
+
+
 def parse_size(size: str) -> tuple[int, int]:
     """Split a "WxH" size into pixels; the caller has already checked SIZE_PATTERN."""
     if not _SIZE_RE.match(size):

@@ -12,11 +12,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.pricing import Amount, PriceTable, google_list_prices
 from apimp_video_mcp.store.selection import is_postgres_url
 
 APP_NAME: Final = "apimp-video-mcp"
@@ -38,6 +40,8 @@ ALLOWED_HOST: Final = re.compile(
 # APIMP_UPLOAD_ROOTS=none turns local files off. Roots must be absolute, so no folder can be
 # mistaken for this word.
 UPLOAD_ROOTS_NONE: Final = "none"
+# APIMP_CONFIRM_ABOVE=off: never ask before spending.
+CONFIRM_OFF: Final = "off"
 
 
 def user_data_dir() -> Path:
@@ -122,6 +126,42 @@ class Settings(BaseModel):
     trusted_proxies: str = "127.0.0.1"
     # A JSON line per tool call: "stderr", or a file to append to. Unset: no access log.
     access_log: str | None = None
+    # The price table estimates come from: Google's list prices unless APIMP_PRICES gives the user's own.
+    price_table: PriceTable = Field(default_factory=google_list_prices)
+    budget_daily: Amount | None = None
+    budget_monthly: Amount | None = None
+    budget_timezone: str = defaults.BUDGET_TIMEZONE
+    # Estimates above this are confirmed by the person before they are sent; None never asks.
+    confirm_above_cost: Amount | None = defaults.CONFIRM_ABOVE_COST
+
+    @field_validator("price_table", mode="before")
+    @classmethod
+    def _load_prices(cls, value: object) -> object:
+        """APIMP_PRICES holds the table's JSON, or the path of a JSON file."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return PriceTable.load(value)
+        except OSError as exc:
+            raise ValueError(f"cannot read the price table file {value!r} ({exc.strerror or exc})") from None
+
+    @field_validator("confirm_above_cost", mode="before")
+    @classmethod
+    def _confirm_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == CONFIRM_OFF else value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone name; use e.g. UTC or Europe/Paris") from None
+        return name
+
+    @property
+    def budget_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.budget_timezone)
 
     @field_validator("download_dir")
     @classmethod
@@ -229,7 +269,8 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{ENVIRONMENT_VARIABLES[str(error['loc'][0])]}: {error['msg']}" for error in exc.errors()
+                f"{ENVIRONMENT_VARIABLES[str(error['loc'][0])]}: {_where(error['loc'][1:])}{error['msg']}"
+                for error in exc.errors()
             )
             raise ConfigurationError(f"Invalid configuration: {problems}") from None
 
@@ -272,4 +313,14 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "max_submits_per_hour": "APIMP_MAX_SUBMITS_PER_HOUR",
     "trusted_proxies": "APIMP_TRUSTED_PROXIES",
     "access_log": "APIMP_ACCESS_LOG",
+    "price_table": "APIMP_PRICES",
+    "budget_daily": "APIMP_BUDGET_DAILY",
+    "budget_monthly": "APIMP_BUDGET_MONTHLY",
+    "budget_timezone": "APIMP_BUDGET_TIMEZONE",
+    "confirm_above_cost": "APIMP_CONFIRM_ABOVE",
 }
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    """Inside a structured value (the price table): which part, e.g. 'rates.2.per_second: '."""
+    return ".".join(map(str, location)) + ": " if location else ""

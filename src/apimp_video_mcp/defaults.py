@@ -143,3 +143,13 @@ CLUSTER_REREAD_SECONDS: Final = 2.0
 # A readiness probe answers within this, whatever the store does: load balancers probe every few
 # seconds and treat a slow answer as a failure anyway.
 READINESS_TIMEOUT_SECONDS: Final = 3.0
+
+# --- Prices, caps and confirmation ----------------------------------------------------------------
+# Above this estimate (in the price table's currency) submit_video asks the person first (MCP
+# elicitation), or needs a max_cost covering the estimate from a client that cannot ask. At
+# Google's list prices 2.00 USD is five seconds of Veo 3.1 standard: drafts on the fast models go
+# through, a full 8 s standard clip (3.20 USD) or any 4k clip is confirmed. APIMP_CONFIRM_ABOVE=off
+# turns it off; with a credit-denominated price table, set it in credits.
+CONFIRM_ABOVE_COST: Final = 2.0
+# The zone whose midnight begins the budget's day and month: UTC unless APIMP_BUDGET_TIMEZONE says.
+BUDGET_TIMEZONE: Final = "UTC"

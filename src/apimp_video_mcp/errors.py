@@ -18,7 +18,12 @@
     │   └── RefusedAddressError     its URL leads to a loopback, private or link-local address
     ├── JournalUnavailableError     the task journal refused the request's record; nothing was sent
     ├── VideoUnavailableError       the player view cannot be given a video's bytes (why: `reason`)
-    └── UploadFailedError           a local image was not uploaded; a submit needing it was not sent
+    ├── UploadFailedError           a local image was not uploaded; a submit needing it was not sent
+    └── SpendingRefusedError        the price stopped a submit before anything was sent
+        ├── OverMaxCostError        the estimate exceeds the call's max_cost
+        ├── OverBudgetError         the estimate would break the daily or monthly budget
+        ├── ConfirmationRequiredError  above the threshold, and nobody could be asked
+        └── NotApprovedError        the person declined or cancelled the confirmation
 
 A task that fails upstream is not an error here: it is a status (`failed`) with a message,
 reported as data. Errors mean the API or our setup failed, not the generation.
@@ -222,3 +227,23 @@ class UploadFailedError(ApimpError):
             else ""
         )
         super().__init__(f"Uploading the local image {source!r} to APIMP failed: {cause}{outcome}")
+
+
+class SpendingRefusedError(ApimpError):
+    """A submit stopped by its price before any request (an upload included) was sent; nothing was charged."""
+
+
+class OverMaxCostError(SpendingRefusedError):
+    """The estimate exceeds the max_cost the caller set."""
+
+
+class OverBudgetError(SpendingRefusedError):
+    """The estimate would take the day's or the month's estimated spend past its budget."""
+
+
+class ConfirmationRequiredError(SpendingRefusedError):
+    """Above the confirmation threshold, and the client cannot ask the person (no elicitation)."""
+
+
+class NotApprovedError(SpendingRefusedError):
+    """The person was asked and did not approve (declined or cancelled)."""

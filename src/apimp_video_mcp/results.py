@@ -10,8 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from apimp_video_mcp.budget import Spending
 from apimp_video_mcp.catalog import MODEL_SPECS, VideoModelId, aspect_ratio_for_size, resolution_for_size
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, TaskStatus
+from apimp_video_mcp.pricing import CostEstimate
 from apimp_video_mcp.store import EntryStatus, JournalEntry
 
 Source = Literal["metadata", "input", "size", "model default"]
@@ -101,6 +103,8 @@ class SubmitResult(BaseModel):
         default=None,
         description="Set when the task could not be recorded in the local task journal: keep the task_id.",
     )
+    estimated_cost: CostEstimate = Field(description="What this task should cost: an estimate, not the bill.")
+    spending: Spending = Field(description="Estimated spend today and this month, this task included.")
     next_step: str
 
     def summary(self) -> str:
@@ -111,6 +115,8 @@ class SubmitResult(BaseModel):
             if part is not None
         )
         lines = [f"Submitted {self.model} task {self.task_id} ({self.status}); expected format: {shape}."]
+        lines.append(describe_cost(self.estimated_cost))
+        lines.append(self.spending.display)
         lines += [f"Note: {note}" for note in fmt.notes]
         lines += [f"Uploaded {image.source} as {image.url}." for image in self.uploaded_images]
         if self.journal_warning:
@@ -229,11 +235,45 @@ class UploadResult(UploadedImage):
         )
 
 
+class CostQuote(BaseModel):
+    """What a request would cost, and whether submit_video would send it as it stands."""
+
+    model: VideoModelId
+    effective_format: EffectiveFormat
+    estimated_cost: CostEstimate = Field(description="The estimate: an estimate, not the bill.")
+    spending: Spending = Field(description="Estimated spend today and this month so far.")
+    max_cost: float | None = Field(description="The max_cost given, if any.")
+    confirm_above: float | None = Field(
+        description="The server asks a person to approve estimates above this (APIMP_CONFIRM_ABOVE)."
+    )
+    needs_confirmation: bool = Field(
+        description="Above the threshold: submit_video asks the person (MCP elicitation), or, from a client "
+        "that cannot ask, needs a max_cost of at least the estimate."
+    )
+    refusal: str | None = Field(description="Why submit_video would refuse this request now, if it would.")
+    next_step: str
+
+    def summary(self) -> str:
+        lines = [describe_cost(self.estimated_cost), self.spending.display]
+        if self.refusal:
+            lines.append(f"submit_video would refuse it: {self.refusal}")
+        lines.append(self.next_step)
+        return "\n".join(lines)
+
+
+def describe_cost(cost: CostEstimate) -> str:
+    """'Estimated cost: about 3.20 USD (8 s, 1080p, veo-3.1-generate-preview; at 0.40 USD/s, ...).'"""
+    unit = "per task" if cost.basis == "per_task" else "/s"
+    rate = f"{cost.rate:g} {cost.currency}{' ' if cost.basis == 'per_task' else ''}{unit}"
+    return f"Estimated cost: {cost.display} ({cost.shape}; at {rate} from {cost.source})."
+
+
 class TaskList(BaseModel):
-    """Tasks from the journal, newest first."""
+    """Tasks from the journal, newest first, with the estimated spend of today and this month."""
 
     tasks: list[JournalEntry]
     status_filter: EntryStatus | None = None
+    spending: Spending | None = Field(default=None, description="Estimated spend today and this month.")
 
     def summary(self) -> str:
         if not self.tasks:
@@ -244,7 +284,14 @@ class TaskList(BaseModel):
             handle = entry.task_id or entry.entry_id
             detail = f" {entry.progress}%" if entry.progress is not None and not entry.is_terminal else ""
             where = f" -> {entry.local_paths[0]}" if entry.local_paths else ""
-            lines.append(
-                f"- {handle} [{entry.status}{detail}] {entry.model or '?'} {entry.recorded_at}{where}"
+            cost = (
+                f" ~{entry.estimated_cost:g} {entry.cost_currency}"
+                if entry.estimated_cost is not None
+                else ""
             )
+            lines.append(
+                f"- {handle} [{entry.status}{detail}] {entry.model or '?'} {entry.recorded_at}{cost}{where}"
+            )
+        if self.spending is not None:
+            lines.append(self.spending.display)
         return "\n".join(lines)

@@ -20,14 +20,19 @@ from typing import Literal
 import anyio
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.budget import Spending, period_starts
+from apimp_video_mcp.catalog import DEFAULT_RESOLUTION
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.coordination import ClusterCoordination, Coordination, PollingLeases
 from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
+    ConfirmationRequiredError,
     JournalUnavailableError,
     LimitExceededError,
+    OverBudgetError,
+    OverMaxCostError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
     UnknownTaskError,
@@ -45,8 +50,10 @@ from apimp_video_mcp.polling import (
     WaitOutcome,
     wait_for_task,
 )
+from apimp_video_mcp.pricing import CostEstimate, estimate
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.results import (
+    CostQuote,
     EffectiveFormat,
     SubmitResult,
     TaskList,
@@ -119,6 +126,9 @@ class VideoService:
                 settings.upload_roots, None, max_bytes=settings.upload_max_bytes
             ),
         )
+        # A budget check and the journal entry that spends from it happen as one step, so two
+        # submits at once cannot both fit in the last of a budget.
+        self._spending_lock = anyio.Lock()
         # One poller per task for the whole process: every waiter on a task shares its requests.
         self.pollers = PollerHub(
             self._poll_status,
@@ -152,17 +162,38 @@ class VideoService:
         ):
             yield self
 
-    async def submit(self, request: SubmitRequest, *, principal: Principal = LOCAL_PRINCIPAL) -> SubmitResult:
-        """Check the documented rules and the principal's limits, journal the request, then create
-        the task (never twice)."""
-        request.check_documented_rules()
+    async def submit(
+        self,
+        request: SubmitRequest,
+        *,
+        principal: Principal = LOCAL_PRINCIPAL,
+        max_cost: float | None = None,
+        approved: bool = False,
+    ) -> SubmitResult:
+        """Check the documented rules, the price and the principal's limits, journal the request,
+        then create the task (never twice).
+
+        `approved` says a person accepted this price (the server asked them); without it, an
+        estimate above the confirmation threshold needs a `max_cost` covering it.
+        """
+        quote = await self.quote(request, principal=principal, max_cost=max_cost)
+        cost = quote.estimated_cost
+        if quote.refusal is not None:
+            raise (OverMaxCostError if _over(cost, max_cost) else OverBudgetError)(quote.refusal)
+        if quote.needs_confirmation and not approved and not _covers(max_cost, cost):
+            raise ConfirmationRequiredError(self._confirmation_needed(cost))
         async with self._limit_lock(principal):
             await self._check_limits(principal)
             # Local images become hosted URLs.
             request, uploaded = await self._uploader(principal).localize(request)
-            entry_id = await self._record_submission(request, principal)
+            async with self._spending_lock:
+                spending = await self.spending(principal)
+                refusal = spending.refusal(cost, self.settings.price_table)
+                if refusal is not None:  # another submit spent the rest meanwhile
+                    raise OverBudgetError(refusal)
+                entry_id = await self._record_submission(request, principal, cost)
         snapshot = await self._submit_journaled(request, entry_id, principal)
-        logger.info("submitted %s task %s", request.model, snapshot.task_id)
+        logger.info("submitted %s task %s (estimated %s)", request.model, snapshot.task_id, cost.display)
         return SubmitResult(
             task_id=snapshot.task_id,
             status=snapshot.status,
@@ -171,14 +202,23 @@ class VideoService:
             effective_format=EffectiveFormat.for_request(request),
             uploaded_images=uploaded,
             journal_warning=await self._record_accepted(entry_id, snapshot),
+            estimated_cost=cost,
+            # Counted before the task was sent: a journal that fails now cannot cost the task id.
+            spending=spending.including(cost, self.settings.price_table),
             next_step=NEXT_AFTER_SUBMIT,
         )
 
-    async def _record_submission(self, request: SubmitRequest, principal: Principal) -> str:
-        """Write the request down first: a submit the journal cannot hold is not sent at all."""
+    async def _record_submission(
+        self, request: SubmitRequest, principal: Principal, cost: CostEstimate
+    ) -> str:
+        """Write the request (and its estimate) down first: a submit the journal cannot hold is not sent."""
         try:
             return await self.journal.record_submission(
-                request.model, request.to_body(), principal=principal.id
+                request.model,
+                request.to_body(),
+                principal=principal.id,
+                cost=cost.amount,
+                currency=cost.currency,
             )
         except Exception as exc:
             raise JournalUnavailableError(
@@ -216,6 +256,88 @@ class VideoService:
     async def upload_image(self, source: str, *, principal: Principal = LOCAL_PRINCIPAL) -> UploadResult:
         """Upload one local image (from the principal's allowed folders) and return its hosted URL."""
         return await self._uploader(principal).upload(source)
+
+    async def quote(
+        self, request: SubmitRequest, *, principal: Principal = LOCAL_PRINCIPAL, max_cost: float | None = None
+    ) -> CostQuote:
+        """Price a request with exactly the checks of submit (rules, files, caps), sending nothing."""
+        request.check_documented_rules()
+        await self._uploader(principal).check(request)
+        cost = self.estimate(request)
+        spending = await self.spending(principal)
+        threshold = self.settings.confirm_above_cost
+        needs_confirmation = threshold is not None and cost.amount > threshold
+        refusal = (
+            self._over_max_cost(cost, max_cost) if _over(cost, max_cost) else None
+        ) or spending.refusal(cost, self.settings.price_table)
+        return CostQuote(
+            model=request.model,
+            effective_format=EffectiveFormat.for_request(request),
+            estimated_cost=cost,
+            spending=spending,
+            max_cost=max_cost,
+            confirm_above=threshold,
+            needs_confirmation=needs_confirmation,
+            refusal=refusal,
+            next_step=_next_step_after_quote(needs_confirmation, refusal, max_cost, cost),
+        )
+
+    def estimate(self, request: SubmitRequest) -> CostEstimate:
+        """The request's estimated price: its length, resolution and soundtrack, at the table's rate."""
+        fmt = EffectiveFormat.for_request(request)
+        metadata = request.input.metadata
+        audio = (
+            metadata.generate_audio if metadata is not None and metadata.generate_audio is not None else True
+        )
+        resolution = fmt.resolution if fmt.resolution in ("720p", "1080p", "4k") else DEFAULT_RESOLUTION
+        return estimate(
+            self.settings.price_table,
+            request.model,
+            seconds=fmt.duration_seconds,
+            resolution=resolution,  # type: ignore[arg-type]  # narrowed by the membership test
+            audio=audio,
+        )
+
+    async def spending(self, principal: Principal = LOCAL_PRINCIPAL) -> Spending:
+        """The principal's estimated spend today and this month, from the journal, beside the budgets."""
+        table, zone = self.settings.price_table, self.settings.budget_zone
+        starts = period_starts(datetime.now(UTC), zone)
+        try:
+            today = await self.journal.spent_since(starts[0], table.currency, principal=principal.id)
+            this_month = await self.journal.spent_since(starts[1], table.currency, principal=principal.id)
+        except Exception as exc:
+            raise JournalUnavailableError(
+                f"The task journal could not be read to total the estimated spend ({describe_failure(exc)}); "
+                "nothing was sent. Check APIMP_JOURNAL, then try again."
+            ) from exc
+        return Spending.of(
+            table,
+            today=today,
+            this_month=this_month,
+            daily_budget=self.settings.budget_daily,
+            monthly_budget=self.settings.budget_monthly,
+            zone=zone,
+            starts=starts,
+        )
+
+    def _over_max_cost(self, cost: CostEstimate, max_cost: float | None) -> str:
+        table = self.settings.price_table
+        return (
+            f"The estimate, {cost.display} ({cost.shape}), is above max_cost "
+            f"{table.format(max_cost or 0.0)}. Nothing was sent. Choose a shorter, lower-resolution or "
+            "cheaper request, or, if the user agrees to the estimate, call again with max_cost covering it."
+        )
+
+    def _confirmation_needed(self, cost: CostEstimate) -> str:
+        table = self.settings.price_table
+        return (
+            f"This video is estimated at {cost.display} ({cost.shape}), above the "
+            f"{table.format(self.settings.confirm_above_cost or 0.0)} this server asks a person to approve "
+            "(APIMP_CONFIRM_ABOVE), and this client cannot show them the question (it does not support MCP "
+            "elicitation). Nothing was sent. Ask the user whether to generate it for "
+            f"{cost.display}; if they agree, call submit_video again with the same arguments and max_cost "
+            f"set to {cost.amount:g} (or the most they agreed to pay)."
+        )
 
     def client_for(self, principal: Principal) -> ApimpClient:
         """The client sending the principal's own APIMP key, or the server's when it has none."""
@@ -378,9 +500,9 @@ class VideoService:
     async def list_tasks(
         self, *, status: EntryStatus | None = None, limit: int = 20, principal: Principal = LOCAL_PRINCIPAL
     ) -> TaskList:
-        """The principal's newest tasks in the journal."""
+        """The principal's newest tasks in the journal, and their estimated spend today and this month."""
         entries = await self.journal.recent(principal=principal.id, status=status, limit=limit)
-        return TaskList(tasks=entries, status_filter=status)
+        return TaskList(tasks=entries, status_filter=status, spending=await self.spending(principal))
 
     async def wait(
         self,
@@ -493,6 +615,27 @@ def _clock(moment: datetime) -> str:
 def _minutes(span: timedelta) -> str:
     minutes = max(1, round(span.total_seconds() / 60))
     return f"{minutes} min"
+
+
+def _over(cost: CostEstimate, max_cost: float | None) -> bool:
+    return max_cost is not None and cost.amount > max_cost
+
+
+def _covers(max_cost: float | None, cost: CostEstimate) -> bool:
+    return max_cost is not None and max_cost >= cost.amount
+
+
+def _next_step_after_quote(
+    needs_confirmation: bool, refusal: str | None, max_cost: float | None, cost: CostEstimate
+) -> str:
+    if refusal is not None:
+        return "Change the request (or the max_cost, with the user's agreement) before submitting it."
+    if needs_confirmation and not _covers(max_cost, cost):
+        return (
+            "submit_video will ask the user to approve this price; a client that cannot ask them needs "
+            f"max_cost of at least {cost.amount:g}, set only after the user agreed."
+        )
+    return "submit_video would send this request as it stands."
 
 
 def _unknown_outcome_message(entry: JournalEntry) -> str:

@@ -38,6 +38,8 @@ def fast_settings(base_url: str, download_dir: Path, **overrides: Any) -> Settin
         "progress_interval_seconds": 0.02,
         "retry_base_delay_seconds": 0.01,
         "wait_timeout_seconds": 10.0,
+        # Asking a person before expensive submits has tests of its own (test_confirmation.py).
+        "confirm_above_cost": None,
     }
     values.update(overrides)
     # The simulator serves its result files on loopback: allowed explicitly, as its own host only.

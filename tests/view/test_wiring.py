@@ -37,7 +37,7 @@ pytestmark = pytest.mark.anyio
 VEO = "veo-3.1-fast-generate-preview"
 PROMPT = "a heron taking off from a misty lake"
 LINKED = {"submit_video", "get_status", "wait_for_video"}
-MODEL_TOOLS = {"submit_video", "get_status", "wait_for_video", "list_tasks", "upload_image"}
+MODEL_TOOLS = {"submit_video", "estimate_cost", "get_status", "wait_for_video", "list_tasks", "upload_image"}
 
 
 def apps_extension() -> ClientExtension:

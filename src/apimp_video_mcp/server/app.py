@@ -25,9 +25,10 @@ from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, ModelChoice, SubmitRequest, VideoInput
 from apimp_video_mcp.polling import Clock
-from apimp_video_mcp.results import SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
+from apimp_video_mcp.results import CostQuote, SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
 from apimp_video_mcp.server.access_log import access_log
 from apimp_video_mcp.server.auth import AuthSetup, build_auth, current_principal
+from apimp_video_mcp.server.confirmation import Approval, approved
 from apimp_video_mcp.server.health import register_health
 from apimp_video_mcp.server.http import check_bind, serve_http
 from apimp_video_mcp.server.outcomes import answer, as_tool_errors
@@ -49,7 +50,11 @@ current status: a timeout is not a failure, call wait_for_video again. Finished 
 locally (result URLs may expire). get_status checks a task once without waiting.
 For image-to-video, input.image takes an image URL or a local image path (uploaded for you);
 upload_image uploads a local image on its own and returns its URL.
-Each submitted task costs credits: do not resubmit a task that is merely still running."""
+Each submitted task costs money: do not resubmit a task that is merely still running.
+estimate_cost prices a request without sending it; submit_video's result carries the estimate
+and the spend of today and this month. Expensive requests are confirmed by the user: the server
+asks them itself when the client can show its question; otherwise ask the user, and resend with
+max_cost covering the estimate only once they agree."""
 
 TaskId = Annotated[
     str,
@@ -79,23 +84,60 @@ class RunningService:
         return self.service
 
 
+Model = Annotated[ModelChoice, Field(description="The video model. veo-3.1 models can also render 4k.")]
+MaxCost = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        description="The most this video may cost, in the server's price currency (estimate_cost shows the "
+        "estimate and the currency). A request estimated above it is refused before anything is sent. "
+        "Never sent to APIMP. Set it only to an amount the user agreed to pay.",
+    ),
+]
+
+
 def _service(ctx: Context[AppContext, Any]) -> VideoService:
     return ctx.request_context.lifespan_context.service
 
 
 async def submit_video(
-    model: Annotated[ModelChoice, Field(description="The video model. veo-3.1 models can also render 4k.")],
+    model: Model,
     input: VideoInput,  # the APIMP field's name: the arguments ARE the request body
     ctx: Context[AppContext, Any],
+    approval: Approval,
+    max_cost: MaxCost = None,
 ) -> Annotated[CallToolResult, SubmitResult]:
-    """Start generating a video with Google Veo 3 through APIMP. Costs credits.
+    """Start generating a video with Google Veo 3 through APIMP. Costs money.
 
-    Returns a task_id at once; the video itself takes from tens of seconds to minutes. Then call
-    wait_for_video with the task_id. The arguments are sent to APIMP exactly as given.
+    Returns a task_id at once, with the estimated price; the video itself takes from tens of seconds
+    to minutes. Then call wait_for_video with the task_id. model and input are sent to APIMP exactly
+    as given. Expensive requests are confirmed by the user first (see estimate_cost).
+    """
+    with as_tool_errors():
+        service = _service(ctx)
+        request = SubmitRequest(model=model, input=input)
+        consent = approved(approval, service.estimate(request))
+        return answer(
+            await service.submit(request, principal=current_principal(), max_cost=max_cost, approved=consent)
+        )
+
+
+async def estimate_cost(
+    model: Model,
+    input: VideoInput,
+    ctx: Context[AppContext, Any],
+    max_cost: MaxCost = None,
+) -> Annotated[CallToolResult, CostQuote]:
+    """Estimate what submit_video would cost for exactly these arguments, without submitting anything.
+
+    Applies every check submit_video applies (the model's rules, local image files, max_cost, the
+    daily and monthly budgets) and says whether it would send the request, refuse it, or ask the user
+    to approve the price. The figures are estimates from the server's price table; APIMP bills the
+    real amount.
     """
     with as_tool_errors():
         request = SubmitRequest(model=model, input=input)
-        return answer(await _service(ctx).submit(request, principal=current_principal()))
+        return answer(await _service(ctx).quote(request, principal=current_principal(), max_cost=max_cost))
 
 
 async def upload_image(
@@ -216,6 +258,7 @@ def _tool(fn: Callable[..., Any], *, title: str, read_only: bool) -> Tool:
 def build_tools() -> list[Tool]:
     return [
         _tool(submit_video, title="Submit a video generation task", read_only=False),
+        _tool(estimate_cost, title="Estimate the cost of a video", read_only=True),
         _tool(get_status, title="Check a video task", read_only=True),
         _tool(wait_for_video, title="Wait for a video", read_only=True),
         _tool(list_tasks, title="List video tasks", read_only=True),

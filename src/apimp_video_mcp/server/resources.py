@@ -2,7 +2,7 @@
 
 apimp://tasks              the newest tasks in the journal
 apimp://tasks/{task_id}    one task, with every status change seen
-apimp://models             each model's documented fields and limits
+apimp://models             each model's documented fields and limits, and the price table
 
 Tasks are the caller's own: another principal's task reads exactly like one that does not exist.
 """
@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from apimp_video_mcp.catalog import MODEL_SPECS
 from apimp_video_mcp.models import VeoMetadata, VideoInput
+from apimp_video_mcp.pricing import PriceTable, estimate
 from apimp_video_mcp.server.auth import current_principal
 from apimp_video_mcp.service import VideoService
 
@@ -26,12 +27,31 @@ RECENT_TASKS_IN_RESOURCE: Final = 50
 JSON: Final = "application/json"
 
 
-def model_catalog() -> dict[str, Any]:
-    """The catalog as data: each model's limits, and the request fields with their descriptions."""
+def model_catalog(prices: PriceTable) -> dict[str, Any]:
+    """The catalog as data: each model's limits and estimated prices, and the request fields."""
     return {
         "models": [
-            {**asdict(spec), "supports_4k": "4k" in spec.resolutions} for spec in MODEL_SPECS.values()
+            {
+                **asdict(spec),
+                "supports_4k": "4k" in spec.resolutions,
+                "estimated_cost": {
+                    resolution: estimate(
+                        prices,
+                        spec.model_id,
+                        seconds=spec.default_duration_seconds,
+                        resolution=resolution,
+                        audio=True,
+                    ).amount
+                    for resolution in spec.resolutions
+                },
+            }
+            for spec in MODEL_SPECS.values()
         ],
+        "prices": {
+            "note": "Estimates, not the bill: APIMP bills in its own units. estimated_cost above is a clip "
+            "of the model's default length, with audio, at each resolution.",
+            **prices.model_dump(mode="json"),
+        },
         "input_fields": _describe(VideoInput.model_json_schema(by_alias=True)),
         "metadata_fields": _describe(VeoMetadata.model_json_schema(by_alias=True)),
     }
@@ -48,7 +68,8 @@ def register_resources(server: MCPServer[Any], service: Callable[[], VideoServic
         "apimp://tasks",
         name="tasks",
         title="Recent video tasks",
-        description=f"The newest {RECENT_TASKS_IN_RESOURCE} tasks in the task journal, newest first.",
+        description=f"The newest {RECENT_TASKS_IN_RESOURCE} tasks in the task journal, newest first, with "
+        "each one's estimated cost and the estimated spend of today and this month.",
         mime_type=JSON,
     )
     async def recent_tasks() -> str:
@@ -73,8 +94,9 @@ def register_resources(server: MCPServer[Any], service: Callable[[], VideoServic
         "apimp://models",
         name="models",
         title="Video model catalog",
-        description="Each video model's documented durations, resolutions, sizes, and the request fields.",
+        description="Each video model's documented durations and resolutions, its estimated price, the "
+        "price table, and the request fields.",
         mime_type=JSON,
     )
     def models() -> str:
-        return json.dumps(model_catalog(), indent=2)
+        return json.dumps(model_catalog(service().settings.price_table), indent=2)

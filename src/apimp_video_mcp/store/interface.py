@@ -15,6 +15,7 @@ else's task. A backend must keep that column through its own upgrades.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from apimp_video_mcp.models import TaskSnapshot
@@ -30,8 +31,17 @@ class TaskStore(Protocol):
     async def check(self) -> None:
         """Answer one trivial statement, or raise: whether the store can serve requests now."""
 
-    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
-        """Write the request down, as the principal's, before it is sent; returns the new entry's id."""
+    async def record_submission(
+        self,
+        model: str,
+        request: dict[str, Any],
+        *,
+        principal: str,
+        cost: float | None = None,
+        currency: str | None = None,
+    ) -> str:
+        """Write the request (and its estimated cost) down, as the principal's, before it is sent;
+        returns the new entry's id."""
 
     async def record_accepted(self, entry_id: str, snapshot: TaskSnapshot) -> None:
         """APIMP created the task: attach its id and first status."""
@@ -64,3 +74,6 @@ class TaskStore(Protocol):
     async def submissions_since(self, *, principal: str, since: str) -> list[JournalEntry]:
         """The principal's own submits (entries with a request) recorded at or after `since` (an
         ISO 8601 UTC time, as `recorded_at` is written), oldest first: what its limits count."""
+
+    async def spent_since(self, since: datetime, currency: str, *, principal: str) -> float:
+        """The summed estimates (in `currency`) of the principal's submits recorded at or after `since`."""

@@ -126,6 +126,18 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX tasks_by_principal ON tasks (principal, recorded_at DESC, seq DESC)",
         ),
     ),
+    Migration(
+        version=4,
+        description="each submit's estimated cost, summed for the daily and monthly budgets",
+        sqlite=(
+            "ALTER TABLE tasks ADD COLUMN estimated_cost REAL",
+            "ALTER TABLE tasks ADD COLUMN cost_currency TEXT",
+        ),
+        postgresql=(
+            "ALTER TABLE tasks ADD COLUMN estimated_cost DOUBLE PRECISION",
+            "ALTER TABLE tasks ADD COLUMN cost_currency TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1].version

@@ -85,12 +85,21 @@ class PostgresTaskStore:
     async def check(self) -> None:
         await self._execute("SELECT 1", ())
 
-    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
+    async def record_submission(
+        self,
+        model: str,
+        request: dict[str, Any],
+        *,
+        principal: str,
+        cost: float | None = None,
+        currency: str | None = None,
+    ) -> str:
         entry_id = new_entry_id()
         await self._execute(
             "INSERT INTO tasks (entry_id, principal, model, request, submit_state, status, recorded_at,"
-            " updated_at) VALUES (%s, %s, %s, %s, 'sending', 'submit_outcome_unknown', now(), now())",
-            (entry_id, principal, model, Jsonb(request)),
+            " updated_at, estimated_cost, cost_currency)"
+            " VALUES (%s, %s, %s, %s, 'sending', 'submit_outcome_unknown', now(), now(), %s, %s)",
+            (entry_id, principal, model, Jsonb(request), cost, currency),
         )
         return entry_id
 
@@ -180,6 +189,16 @@ class PostgresTaskStore:
                 (principal, since),
             )
             return [_entry(row) for row in await cursor.fetchall()]
+
+    async def spent_since(self, since: datetime, currency: str, *, principal: str) -> float:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT COALESCE(SUM(estimated_cost), 0) AS spent FROM tasks"
+                " WHERE principal = %s AND recorded_at >= %s AND cost_currency = %s",
+                (principal, since, currency),
+            )
+            row = await cursor.fetchone()
+            return float(row["spent"]) if row is not None else 0.0
 
     # --- Polling leases and change notifications (see `coordination`) -------------------------
 

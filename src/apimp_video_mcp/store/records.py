@@ -42,6 +42,10 @@ class JournalEntry(BaseModel):
     progress: int | None
     video_urls: list[str]
     local_paths: list[str]
+    estimated_cost: float | None = Field(
+        default=None, description="The estimate recorded when it was submitted (an estimate, not the bill)."
+    )
+    cost_currency: str | None = Field(default=None, description="The unit of estimated_cost.")
     error_message: str | None
     created_time: str | None = Field(description="When APIMP created the task, as APIMP wrote it.")
     finished_time: str | None

@@ -31,7 +31,12 @@ MEMORY: Final = ":memory:"
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return _timestamp(datetime.now(UTC))
+
+
+def _timestamp(moment: datetime) -> str:
+    """The journal's one spelling of an instant: UTC, to the millisecond, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class SqliteTaskStore:
@@ -65,16 +70,26 @@ class SqliteTaskStore:
     async def check(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
-    async def record_submission(self, model: str, request: dict[str, Any], *, principal: str) -> str:
-        """Write the request down, as the principal's, before it is sent; returns the new entry's id."""
+    async def record_submission(
+        self,
+        model: str,
+        request: dict[str, Any],
+        *,
+        principal: str,
+        cost: float | None = None,
+        currency: str | None = None,
+    ) -> str:
+        """Write the request (and its estimate) down, as the principal's, before it is sent; returns the
+        new entry's id."""
         entry_id = new_entry_id()
 
         def insert(db: sqlite3.Connection) -> None:
             now = _now()
             db.execute(
                 "INSERT INTO tasks (entry_id, principal, model, request_json, submit_state, status,"
-                " recorded_at, updated_at) VALUES (?, ?, ?, ?, 'sending', 'submit_outcome_unknown', ?, ?)",
-                (entry_id, principal, model, json.dumps(request), now, now),
+                " recorded_at, updated_at, estimated_cost, cost_currency)"
+                " VALUES (?, ?, ?, ?, 'sending', 'submit_outcome_unknown', ?, ?, ?, ?)",
+                (entry_id, principal, model, json.dumps(request), now, now, cost, currency),
             )
 
         await self._run(insert)
@@ -196,6 +211,19 @@ class SqliteTaskStore:
             return [_entry(row) for row in rows]
 
         return await self._run(select)
+
+    async def spent_since(self, since: datetime, currency: str, *, principal: str) -> float:
+        """The summed estimates (in `currency`) of the principal's submits recorded at or after `since`."""
+
+        def total(db: sqlite3.Connection) -> float:
+            row = db.execute(
+                "SELECT COALESCE(SUM(estimated_cost), 0) FROM tasks"
+                " WHERE principal = ? AND recorded_at >= ? AND cost_currency = ?",
+                (principal, _timestamp(since), currency),
+            ).fetchone()
+            return float(row[0])
+
+        return await self._run(total)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def transaction() -> T:

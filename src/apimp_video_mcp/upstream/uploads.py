@@ -62,6 +62,12 @@ class ImageUploader:
             uploaded = await self._send(image, submitting=False)
         return UploadResult(**uploaded.model_dump(), next_step=NEXT_AFTER_UPLOAD)
 
+    async def check(self, request: SubmitRequest) -> None:
+        """Apply every local-file rule to the request's images, uploading nothing (a quote's checks)."""
+        async with AsyncExitStack() as stack:
+            for field, source in _local_references(request.input):
+                await stack.enter_async_context(self.policy.open_image(source, field=field))
+
     async def localize(self, request: SubmitRequest) -> tuple[SubmitRequest, list[UploadedImage]]:
         """`request` with each local image replaced by its hosted URL, and what was uploaded."""
         references = _local_references(request.input)

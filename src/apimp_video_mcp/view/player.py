@@ -32,6 +32,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.budget import Spending
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.downloads import SIGNATURE_BYTES, is_video_file, sniff_video_type
 from apimp_video_mcp.durations import (
@@ -116,6 +117,11 @@ class PlayerStatus(BaseModel):
     last_error: str | None = Field(
         description="The status query failed this time; the rest is the last status known."
     )
+    estimated_cost: float | None = Field(
+        default=None, description="The task's estimated price, recorded when this server submitted it."
+    )
+    cost_display: str | None = Field(default=None, description="The estimate as a person reads it.")
+    spending: Spending | None = Field(default=None, description="Estimated spend today and this month.")
 
     @property
     def is_terminal(self) -> bool:
@@ -361,7 +367,19 @@ class PlayerService:
                 2,
             ),
             last_error=last_error,
+            estimated_cost=entry.estimated_cost,
+            cost_display=self._cost_display(entry),
+            spending=await self.service.spending(self.principal),
         )
+
+    def _cost_display(self, entry: JournalEntry) -> str | None:
+        """'about 3.20 USD', in the table's format when the entry is in its currency."""
+        if entry.estimated_cost is None or entry.cost_currency is None:
+            return None
+        table = self.settings.price_table
+        if entry.cost_currency == table.currency:
+            return f"about {table.format(entry.estimated_cost)}"
+        return f"about {entry.estimated_cost:g} {entry.cost_currency}"
 
 
 def configured_media_origins(settings: Settings) -> list[str]:
