@@ -333,8 +333,8 @@ class VideoService:
         return (
             f"This video is estimated at {cost.display} ({cost.shape}), above the "
             f"{table.format(self.settings.confirm_above_cost or 0.0)} this server asks a person to approve "
-            "(APIMP_CONFIRM_ABOVE), and this client cannot show them the question (it does not support MCP "
-            "elicitation). Nothing was sent. Ask the user whether to generate it for "
+            "(APIMP_CONFIRM_ABOVE), and the server cannot show them the question (this client or connection "
+            "does not support MCP elicitation). Nothing was sent. Ask the user whether to generate it for "
             f"{cost.display}; if they agree, call submit_video again with the same arguments and max_cost "
             f"set to {cost.amount:g} (or the most they agreed to pay)."
         )
