@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ def test_confirmation_and_budgets_are_configured_by_variables() -> None:
     with pytest.raises(ConfigurationError, match="APIMP_BUDGET_TIMEZONE"):
         Settings.from_env({"APIMP_BUDGET_TIMEZONE": "Mars/Olympus"})
     assert Settings.from_env({}).confirm_above_cost == 2.0
+    assert Settings.from_env({}).budget_zone is UTC  # no zone database needed (Windows has none)
 
 
 async def test_the_submit_result_and_the_models_resource_carry_estimates(

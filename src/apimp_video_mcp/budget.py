@@ -11,15 +11,14 @@ The day and the month begin at midnight in APIMP_BUDGET_TIMEZONE (UTC unless set
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, tzinfo
 
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp.pricing import CostEstimate, PriceTable
 
 
-def period_starts(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+def period_starts(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
     """When today and this month began in `zone`, as UTC instants."""
     local = now.astimezone(zone)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -52,7 +51,7 @@ class Spending(BaseModel):
         this_month: float,
         daily_budget: float | None,
         monthly_budget: float | None,
-        zone: ZoneInfo,
+        timezone: str,
         starts: tuple[datetime, datetime],
     ) -> Spending:
         remaining_today = _remaining(daily_budget, today)
@@ -65,7 +64,7 @@ class Spending(BaseModel):
             monthly_budget=monthly_budget,
             remaining_today=remaining_today,
             remaining_this_month=remaining_month,
-            timezone=str(zone),
+            timezone=timezone,
             day_started_at=starts[0].isoformat(),
             month_started_at=starts[1].isoformat(),
             display=f"Estimated spend today: {_against(table, today, daily_budget, remaining_today)}; "
@@ -80,7 +79,7 @@ class Spending(BaseModel):
             this_month=self.this_month + cost.amount,
             daily_budget=self.daily_budget,
             monthly_budget=self.monthly_budget,
-            zone=ZoneInfo(self.timezone),
+            timezone=self.timezone,
             starts=(
                 datetime.fromisoformat(self.day_started_at),
                 datetime.fromisoformat(self.month_started_at),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -154,14 +155,14 @@ class Settings(BaseModel):
     @classmethod
     def _known_zone(cls, name: str) -> str:
         try:
-            ZoneInfo(name)
+            _zone(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{name!r} is not a time zone name; use e.g. UTC or Europe/Paris") from None
         return name
 
     @property
-    def budget_zone(self) -> ZoneInfo:
-        return ZoneInfo(self.budget_timezone)
+    def budget_zone(self) -> tzinfo:
+        return _zone(self.budget_timezone)
 
     @field_validator("download_dir")
     @classmethod
@@ -319,6 +320,11 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "budget_timezone": "APIMP_BUDGET_TIMEZONE",
     "confirm_above_cost": "APIMP_CONFIRM_ABOVE",
 }
+
+
+def _zone(name: str) -> tzinfo:
+    """UTC needs no zone database (Windows has none without tzdata); any other name is looked up."""
+    return UTC if name.strip().upper() == "UTC" else ZoneInfo(name)
 
 
 def _where(location: tuple[int | str, ...]) -> str:

@@ -316,7 +316,7 @@ class VideoService:
             this_month=this_month,
             daily_budget=self.settings.budget_daily,
             monthly_budget=self.settings.budget_monthly,
-            zone=zone,
+            timezone=self.settings.budget_timezone,
             starts=starts,
         )
 
