@@ -12,10 +12,13 @@ from apimp_video_mcp.simulator.app import (
     sample_video,
     veo_like_duration,
 )
+from apimp_video_mcp.simulator.progress import PROGRESS_SHAPES, ProgressShape
 from apimp_video_mcp.simulator.serving import running_app, running_simulator, serve_simulator
 
 __all__ = [
+    "PROGRESS_SHAPES",
     "SIMULATOR_API_KEY",
+    "ProgressShape",
     "ReceivedRequest",
     "Simulator",
     "running_app",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import re
 import time
@@ -30,6 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from apimp_video_mcp.catalog import generation_time
+from apimp_video_mcp.simulator.progress import ProgressShape, progress_at
 from apimp_video_mcp.simulator.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
@@ -128,16 +128,6 @@ def validate_submission(payload: Any) -> str | None:
     return None
 
 
-def _progress(fraction: float) -> int:
-    """Running progress: a quick jump, a long slow middle, then a climb that stops at 99.
-
-    Real gateways report progress like this; a client that extrapolates linearly is wrong.
-    """
-    f = min(max(fraction, 0.0), 1.0)
-    quick = (1.0 - math.exp(-8.0 * f)) / (1.0 - math.exp(-8.0))
-    return max(1, min(99, int(99.0 * (0.6 * quick + 0.4 * f**3))))
-
-
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """An APIMP error envelope; HTTP status and `code` agree (APIMP does not promise that)."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "api_error")
@@ -171,6 +161,8 @@ class SimTask:
     failure: str | None = None  # the error message if this task is doomed to fail
     file_token: str = ""
     ended_at: float | None = None  # clock() value when finish_now() cut it short
+    shape: ProgressShape = "eased"
+    fail_after_seconds: float | None = None  # a fast failure: fails this soon, whatever its duration
 
     @property
     def queued_for(self) -> float:
@@ -180,7 +172,13 @@ class SimTask:
     @property
     def terminal_after(self) -> float:
         """Simulated seconds after which the task is finished (or failed)."""
-        return self.duration * FAIL_AT_FRACTION if self.failure is not None else self.duration
+        if self.failure is None:
+            return self.duration
+        return (
+            self.fail_after_seconds
+            if self.fail_after_seconds is not None
+            else self.duration * FAIL_AT_FRACTION
+        )
 
     def finished_at(self, time_scale: float) -> float:
         """The clock() value at which the task reaches its terminal state."""
@@ -198,7 +196,7 @@ class SimTask:
         else:
             status = "running"
             span = max(self.duration - self.queued_for, 1e-9)
-            progress = _progress((elapsed - self.queued_for) / span)
+            progress = progress_at(self.shape, (elapsed - self.queued_for) / span)
         return ("failed", progress) if now >= end else (status, progress)
 
 
@@ -221,6 +219,7 @@ class Simulator:
         *,
         api_keys: Sequence[str] = (SIMULATOR_API_KEY,),
         task_duration_seconds: float | Callable[[str], float] = 6.0,
+        progress_shape: ProgressShape | Callable[[str], ProgressShape] = "eased",
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         fail_marker: str = "[fail]",
@@ -230,6 +229,7 @@ class Simulator:
             raise ValueError("time_scale must be positive")
         self.api_keys = frozenset(api_keys)
         self.task_duration_seconds = task_duration_seconds
+        self.progress_shape = progress_shape
         self.time_scale = time_scale
         self.clock = clock
         self.fail_marker = fail_marker
@@ -237,7 +237,7 @@ class Simulator:
         self.tasks: dict[str, SimTask] = {}
         self._rng = random.Random(seed)
         self._faults: list[_Fault] = []
-        self._doomed: list[str] = []
+        self._doomed: list[tuple[str, float | None]] = []
         self._files_expired = False
         self._delays: set[anyio.CancelScope] = set()
         # Wall-clock timestamps are derived from the injected clock so they agree with it.
@@ -278,9 +278,13 @@ class Simulator:
         upper = method.upper() if method is not None else None
         self._faults.append(_Fault(path_prefix, status, upper, times, retry_after, delay_seconds, body))
 
-    def fail_next_tasks(self, count: int, error_message: str) -> None:
-        """The next `count` submitted tasks will end failed with `error_message`."""
-        self._doomed.extend([error_message] * count)
+    def fail_next_tasks(self, count: int, error_message: str, *, after_seconds: float | None = None) -> None:
+        """The next `count` submitted tasks will end failed with `error_message`.
+
+        They fail at 60% of their duration, or `after_seconds` (simulated) after the submit: a
+        fast failure, as a content-policy rejection is, whatever the task's duration.
+        """
+        self._doomed.extend([(error_message, after_seconds)] * count)
 
     def finish_now(self, task_id: str) -> None:
         """Bring a task to its terminal state now (finished, or failed if it was doomed)."""
@@ -379,11 +383,14 @@ class Simulator:
         model: str = payload["model"]
         duration = self.task_duration_seconds
         duration = float(duration(model) if callable(duration) else duration)
-        failure = self._doomed.pop(0) if self._doomed else None
+        failure, fail_after = self._doomed.pop(0) if self._doomed else (None, None)
         if failure is None and self.fail_marker and self.fail_marker in payload["input"]["prompt"]:
             failure = f"Generation failed: the prompt contains the simulator's fail marker {self.fail_marker}"
         task_id, token = f"task_{self._hex(128)}", self._hex(96)
         task = SimTask(task_id, model, payload, api_key, self.clock(), max(duration, 0.0), failure, token)
+        shape = self.progress_shape
+        task.shape = shape(model) if callable(shape) else shape
+        task.fail_after_seconds = fail_after
         self.tasks[task.task_id] = task
         logger.debug("simulated task %s (%s) will take %.1f s", task.task_id, model, task.duration)
         data = {
