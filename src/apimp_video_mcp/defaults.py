@@ -122,6 +122,9 @@ UI_VIDEO_BLOB_MAX_BYTES: Final = 32 * 1024 * 1024
 # fewer it is the catalog's assumption, and the view says "estimate unavailable".
 TYPICAL_DURATION_MIN_SAMPLES: Final = 3
 TYPICAL_DURATION_RECENT_TASKS: Final = 200
+# A learned typical duration is read from the journal again after this long: a thousand waits
+# starting together cost one query per model and format, and history still counts within a minute.
+TYPICAL_DURATION_CACHE_SECONDS: Final = 60.0
 # Result-file origins seen in this many recent finished tasks are declared in the view's CSP.
 UI_SEEN_ORIGINS_RECENT_TASKS: Final = 50
 

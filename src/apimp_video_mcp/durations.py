@@ -9,14 +9,16 @@ reported: `finished_time - created_time` of the same model's earlier tasks in th
 
 from __future__ import annotations
 
+import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.catalog import generation_time
-from apimp_video_mcp.store import JournalEntry, TaskStore
+from apimp_video_mcp.catalog import SIZE_PATTERN, generation_time, resolution_for_size
+from apimp_video_mcp.store import FinishedGeneration, JournalEntry, TaskStore
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,49 @@ async def earlier_generation_seconds(journal: TaskStore, model: str | None, *, p
     return [seconds for seconds in durations if seconds is not None]
 
 
-def generation_seconds(entry: JournalEntry) -> float | None:
+async def learned_typical_duration(
+    journal: TaskStore, model: str | None, request: Mapping[str, Any] | None
+) -> TypicalDuration:
+    """The typical duration the poll schedule starts from, for a task of this model and request.
+
+    Learned from the journal's finished tasks of the same model, narrowed to the same format
+    (resolution and clip length) when there are enough of those: a 4k clip takes longer than a
+    720p one. The catalog's assumption until there is any history.
+    """
+    if model is None:
+        return typical_duration(None)
+    generations = await journal.finished_generations(model, limit=defaults.TYPICAL_DURATION_RECENT_TASKS)
+    timed = [
+        (seconds, generation_format(generation.request))
+        for generation in generations
+        if (seconds := generation_seconds(generation)) is not None
+    ]
+    wanted = generation_format(request)
+    same_format = [seconds for seconds, format_ in timed if format_ == wanted]
+    if len(same_format) >= defaults.TYPICAL_DURATION_MIN_SAMPLES:
+        return typical_duration(model, same_format)
+    return typical_duration(model, [seconds for seconds, _ in timed])
+
+
+def generation_format(request: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
+    """(resolution, clip seconds) as the request asks for them; None where it leaves them to the model."""
+    inputs = request.get("input") if request else None
+    if not isinstance(inputs, Mapping):
+        return None, None
+    metadata = inputs.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    resolution = metadata.get("resolution")
+    size = inputs.get("size")
+    if resolution is None and isinstance(size, str) and re.fullmatch(SIZE_PATTERN, size):
+        resolution = resolution_for_size(size)
+    clip = metadata.get("durationSeconds", inputs.get("duration", inputs.get("seconds")))
+    return (
+        str(resolution).lower() if resolution is not None else None,
+        int(clip) if isinstance(clip, int | float) and not isinstance(clip, bool) else None,
+    )
+
+
+def generation_seconds(entry: JournalEntry | FinishedGeneration) -> float | None:
     """finished_time - created_time: both on APIMP's clock, so their difference holds in any zone."""
     created, finished = parse_time(entry.created_time), parse_time(entry.finished_time)
     if created is None or finished is None or (created.tzinfo is None) != (finished.tzinfo is None):

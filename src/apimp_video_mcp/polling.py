@@ -3,9 +3,11 @@
 APIMP's Veo tasks offer no callbacks, so every result is found by polling, and waiting
 is what this server spends its life doing. Three pieces:
 
-- `AdaptiveSchedule` decides when to ask next. It estimates the time left from what the status
-  tells (progress and its rate, or else the model's typical duration) and polls after a third
-  of it: rarely while completion is far, every `floor` seconds once it is near.
+- `AdaptiveSchedule` decides when to ask next: early checks in a task's first seconds (a refused
+  prompt fails fast), then half the estimated time left: rarely while completion is far, every
+  `floor` seconds once it is near. The estimate comes from the typical duration of such a task
+  (learned from the journal's history, see `durations`), pulled in by progress where it moves;
+  progress never delays a poll, since Veo may report 0 until the end, stall, or jump.
 - `PollerHub` runs at most one poller per task id in the process. Every waiter on the task
   follows the same stream of status requests; waiters come and go freely, one waiter's
   cancellation never disturbs the others, and the poller stops when nobody follows it.
@@ -109,16 +111,31 @@ def _seconds_to_100(since: Observation, last: Observation) -> float | None:
     return (100 - last.progress) * (last.at - since.at) / (last.progress - since.progress)
 
 
+def remaining_by_time(history: PollHistory, now: float) -> float:
+    """The typical duration minus the time elapsed; past it, a fraction of the task's age again."""
+    elapsed = now - history.first_seen
+    typical = history.typical_duration_seconds
+    return typical - elapsed if elapsed < typical else OVERDUE_FRACTION * elapsed
+
+
+# A task past its typical duration may need this fraction of its age again: small enough that a
+# task a little slower than usual is still seen within seconds of its end.
+OVERDUE_FRACTION: Final = 0.15
+
+
 def estimate_remaining_seconds(history: PollHistory, now: float) -> float:
     """Seconds until the task is likely done; 0 when it is due or overdue.
 
-    Progress that moves is the best evidence. Its curve is rarely straight (quick start, slow
-    middle, late climb are common), so two extrapolations are made, at the rate of its latest
-    change and at its average rate since first seen, and the sooner one is believed: polling a
-    little early costs a request, polling late costs the user's time. Without moving progress
-    (queued, or a gateway that reports none), the model's typical duration is all we have;
-    once that has passed, we assume the task may need a quarter of its age again.
+    Two estimates, and the sooner one is believed (polling a little early costs a request,
+    polling late costs the user's time):
+
+    - by time: the typical duration (learned from this server's history, see `durations`) minus
+      the time elapsed; once that has passed, the task may need a quarter of its age again;
+    - by progress, when it moves: extrapolated at the rate of its latest change and at its
+      average rate since first seen. Progress is only ever a reason to look sooner, never later:
+      Veo reports no percentage, so a gateway may show 0 until the end, stall, or jump.
     """
+    by_time = remaining_by_time(history, now)
     if history.recent:
         last = history.recent[-1]
         earlier_change = next((obs for obs in reversed(history.recent) if obs.progress < last.progress), None)
@@ -128,11 +145,8 @@ def estimate_remaining_seconds(history: PollHistory, now: float) -> float:
             if since is not None and (estimate := _seconds_to_100(since, last)) is not None
         ]
         if candidates:
-            return max(0.0, min(candidates) - (now - last.at))
-    elapsed = now - history.first_seen
-    if elapsed < history.typical_duration_seconds:
-        return history.typical_duration_seconds - elapsed
-    return 0.25 * elapsed
+            return max(0.0, min(by_time, min(candidates) - (now - last.at)))
+    return by_time
 
 
 # Progress that has not moved for this many polls at the floor is stalled, not slow: whole-percent
@@ -146,23 +160,34 @@ class AdaptiveSchedule:
 
     Closing a fixed fraction of the distance each time costs a handful of requests on the way and
     lands the polls `floor` seconds apart when completion is near, so the finish is noticed about
-    floor/2 after it happens on average. Stalled progress stretches the interval, so a task stuck at 99% is
-    not polled at the floor for minutes.
+    floor/2 after it happens on average. Early on the delay is also at most a fraction of the
+    task's age, so an end in its first seconds is seen within about a second or two. Stalled
+    progress stretches the interval (a task stuck at 99% is not polled at the floor for minutes),
+    but never beyond what the time estimate alone would allow.
     """
 
     floor_seconds: float = defaults.POLL_MIN_INTERVAL_SECONDS
     ceiling_seconds: float = defaults.POLL_MAX_INTERVAL_SECONDS
-    # A third, not a half: progress curves often climb late, so estimates run long near the end.
-    approach_fraction: float = 1 / 3
+    # Half the time left: the estimate by time is a typical value, not a promise, and progress
+    # (only ever used to look sooner) already pulls the polls in where it moves.
+    approach_fraction: float = 1 / 2
     jitter_fraction: float = 0.1
     stall_growth_factor: float = 1.5
+    # Early on, the delay is at most this fraction of the task's age (polls at 0, 1, 2, 3, 4.5,
+    # 6.8, 10 s ...): a task that fails in its first seconds is seen within about a second or two.
+    early_fraction: float = 1 / 2
 
     def next_delay_seconds(self, history: PollHistory, now: float, rng: random.Random) -> float:
         remaining = estimate_remaining_seconds(history, now)
         delay = remaining * self.approach_fraction
         if history.unchanged_polls >= STALLED_AFTER_POLLS:
+            # Stalled progress is no reason to look sooner than the time estimate says.
             stalled_for = history.unchanged_polls - STALLED_AFTER_POLLS + 1
-            delay = max(delay, self.floor_seconds * self.stall_growth_factor**stalled_for)
+            stalled = self.floor_seconds * self.stall_growth_factor**stalled_for
+            delay = max(delay, min(stalled, remaining_by_time(history, now) * self.approach_fraction))
+        # Early checks: a task that ends in its first seconds (a refused prompt) is seen within
+        # about a second or two, whatever the estimate says.
+        delay = min(delay, self.early_fraction * (now - history.first_seen))
         delay = min(max(delay, self.floor_seconds), self.ceiling_seconds)
         # Jitter only ever shortens the wait, so it spreads many pollers without adding latency.
         return delay * (1 - self.jitter_fraction * rng.random())
@@ -267,9 +292,15 @@ class PollerHub:
         return poller.answered_at, poller.latest
 
     @asynccontextmanager
-    async def follow(self, task_id: str, *, model: str | None = None) -> AsyncIterator[TaskPoller]:
-        """Follow a task's poller, starting one if nobody polls it yet; leave it on exit."""
-        poller = self._poller_for(task_id, model)
+    async def follow(
+        self, task_id: str, *, model: str | None = None, typical_seconds: float | None = None
+    ) -> AsyncIterator[TaskPoller]:
+        """Follow a task's poller, starting one if nobody polls it yet; leave it on exit.
+
+        `typical_seconds` is how long such a task usually takes (learned from the journal); without
+        it, the hub's `typical_duration` of the model is assumed.
+        """
+        poller = self._poller_for(task_id, model, typical_seconds)
         poller.followers += 1
         try:
             yield poller
@@ -282,7 +313,7 @@ class PollerHub:
                 if poller.finished:
                     self._histories.pop(task_id, None)
 
-    def _poller_for(self, task_id: str, model: str | None) -> TaskPoller:
+    def _poller_for(self, task_id: str, model: str | None, typical_seconds: float | None) -> TaskPoller:
         """The one place a poller starts in this process: the task's running poller, or a new one.
 
         No await between the look-up and the start, so two followers never start two pollers here;
@@ -293,8 +324,9 @@ class PollerHub:
             return poller
         if self._group is None:
             raise RuntimeError("the poller hub is not running")
+        typical = typical_seconds if typical_seconds is not None else self._typical_duration(model or "")
         history = self._histories.get(task_id) or PollHistory(
-            typical_duration_seconds=self._typical_duration(model or ""), first_seen=self.clock.now()
+            typical_duration_seconds=typical, first_seen=self.clock.now()
         )
         self._histories[task_id] = history
         poller = self._pollers[task_id] = TaskPoller(task_id, history)
@@ -468,6 +500,7 @@ async def wait_for_task(
     report: ReportProgress,
     heartbeat_seconds: float = defaults.PROGRESS_INTERVAL_SECONDS,
     model: str | None = None,
+    typical_seconds: float | None = None,
 ) -> WaitOutcome:
     """Follow the task until it is finished or failed, or the deadline passes, whichever is first.
 
@@ -482,7 +515,7 @@ async def wait_for_task(
     deadline = start + timeout_seconds
     tracker = ProgressTracker()
     snapshot: TaskSnapshot | None = None
-    async with hub.follow(task_id, model=model) as poller:
+    async with hub.follow(task_id, model=model, typical_seconds=typical_seconds) as poller:
         seen = -1
         while True:
             await _news_or_timeout(

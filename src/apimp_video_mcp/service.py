@@ -24,7 +24,7 @@ from apimp_video_mcp.budget import Spending, period_starts
 from apimp_video_mcp.catalog import DEFAULT_RESOLUTION
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.coordination import ClusterCoordination, Coordination, PollingLeases
-from apimp_video_mcp.durations import typical_duration
+from apimp_video_mcp.durations import generation_format, learned_typical_duration, typical_duration
 from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -113,6 +113,8 @@ class VideoService:
         # The last status written to the journal of each task this process has seen running: it
         # spares the journal a write when nothing changed, and a read to ask if the task ended.
         self._recorded_running: dict[str, TaskSnapshot] = {}
+        # Typical durations learned from the journal, by model and format: (clock time, seconds).
+        self._typical_cache: dict[tuple[str | None, tuple[str | None, int | None]], tuple[float, float]] = {}
         self.journal_retry = JournalRetry(clock=clock)
         # Whose each polled (or running) task is: the poller asks APIMP with its owner's key.
         self._owners: dict[str, Principal] = {}
@@ -530,6 +532,7 @@ class VideoService:
                 report=report,
                 heartbeat_seconds=self.settings.progress_interval_seconds,
                 model=entry.model if entry is not None else None,
+                typical_seconds=await self._typical_seconds(entry),
             )
         snapshot = outcome.snapshot
         source: Literal["apimp", "journal"] = "apimp"
@@ -558,6 +561,21 @@ class VideoService:
             upstream_unreachable_since=unreachable_since,
             last_error=outcome.last_error,
         )
+
+    async def _typical_seconds(self, entry: JournalEntry | None) -> float:
+        """How long the task should take, learned from the journal's history (cached a while)."""
+        model, request = (entry.model, entry.request) if entry is not None else (None, None)
+        key = (model, generation_format(request))
+        now = self.pollers.clock.now()
+        cached = self._typical_cache.get(key)
+        if cached is None or now - cached[0] > defaults.TYPICAL_DURATION_CACHE_SECONDS:
+            try:
+                learned = (await learned_typical_duration(self.journal, model, request)).seconds
+            except Exception as exc:  # a journal that cannot answer only costs the learning
+                logger.warning("typical durations not learned: %s", describe_failure(exc))
+                learned = typical_duration(model).seconds
+            cached = self._typical_cache[key] = (now, learned)
+        return cached[1]
 
     async def _last_known(self, task_id: str, outcome: WaitOutcome, principal: Principal) -> TaskSnapshot:
         """The journal's last status of a task APIMP did not answer about; unreachable if it has none."""

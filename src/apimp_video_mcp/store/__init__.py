@@ -6,13 +6,20 @@ shared journal), chosen by `selection`; `migrations` versions the schema of both
 """
 
 from apimp_video_mcp.store.interface import TaskStore
-from apimp_video_mcp.store.records import EntryStatus, JournalEntry, SubmitState, TaskEvent
+from apimp_video_mcp.store.records import (
+    EntryStatus,
+    FinishedGeneration,
+    JournalEntry,
+    SubmitState,
+    TaskEvent,
+)
 from apimp_video_mcp.store.selection import is_postgres_url, task_store_for
 from apimp_video_mcp.store.sqlite import MEMORY, SqliteTaskStore
 
 __all__ = [
     "MEMORY",
     "EntryStatus",
+    "FinishedGeneration",
     "JournalEntry",
     "SqliteTaskStore",
     "SubmitState",

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.store.records import EntryStatus, JournalEntry
+from apimp_video_mcp.store.records import EntryStatus, FinishedGeneration, JournalEntry
 
 
 class TaskStore(Protocol):
@@ -77,3 +77,8 @@ class TaskStore(Protocol):
 
     async def spent_since(self, since: datetime, currency: str, *, principal: str) -> float:
         """The summed estimates (in `currency`) of the principal's submits recorded at or after `since`."""
+
+    async def finished_generations(self, model: str, *, limit: int) -> list[FinishedGeneration]:
+        """The model's most recent finished tasks of every principal, newest first, as the poll
+        schedule learns typical durations from them (`durations`): APIMP's created and finished
+        times, and the request without its prompt and images. Durations reveal nothing of a task."""

@@ -29,7 +29,14 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.store.migrations import migrate_postgresql
-from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent, new_entry_id, stored_entry
+from apimp_video_mcp.store.records import (
+    EntryStatus,
+    FinishedGeneration,
+    JournalEntry,
+    TaskEvent,
+    new_entry_id,
+    stored_entry,
+)
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -199,6 +206,17 @@ class PostgresTaskStore:
             )
             row = await cursor.fetchone()
             return float(row["spent"]) if row is not None else 0.0
+
+    async def finished_generations(self, model: str, *, limit: int) -> list[FinishedGeneration]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT created_time, finished_time,"
+                " request #- '{input,prompt}' #- '{input,image}' #- '{input,images}' AS request"
+                " FROM tasks WHERE model = %s AND status = 'finished' AND submit_state = 'accepted'"
+                " ORDER BY recorded_at DESC, seq DESC LIMIT %s",
+                (model, limit),
+            )
+            return [FinishedGeneration.model_validate(row) for row in await cursor.fetchall()]
 
     # --- Polling leases and change notifications (see `coordination`) -------------------------
 

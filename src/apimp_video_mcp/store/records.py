@@ -94,3 +94,13 @@ def stored_entry(columns: Mapping[str, Any]) -> JournalEntry:
             "status": columns["status"] if submit_state == "accepted" else "submit_outcome_unknown",
         }
     )
+
+
+class FinishedGeneration(BaseModel):
+    """A finished task as the poll schedule learns from it: how long APIMP took, and for what format."""
+
+    created_time: str | None
+    finished_time: str | None
+    request: dict[str, Any] | None = Field(
+        description="The request body without its prompt and images: enough to tell the format."
+    )

@@ -23,7 +23,14 @@ import anyio.to_thread
 from apimp_video_mcp import defaults
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.store.migrations import migrate_sqlite
-from apimp_video_mcp.store.records import EntryStatus, JournalEntry, TaskEvent, new_entry_id, stored_entry
+from apimp_video_mcp.store.records import (
+    EntryStatus,
+    FinishedGeneration,
+    JournalEntry,
+    TaskEvent,
+    new_entry_id,
+    stored_entry,
+)
 
 T = TypeVar("T")
 
@@ -224,6 +231,28 @@ class SqliteTaskStore:
             return float(row[0])
 
         return await self._run(total)
+
+    async def finished_generations(self, model: str, *, limit: int) -> list[FinishedGeneration]:
+        """The model's recent finished tasks of every principal, their requests without prompt or images."""
+
+        def select(db: sqlite3.Connection) -> list[FinishedGeneration]:
+            rows = db.execute(
+                "SELECT created_time, finished_time,"
+                " json_remove(request_json, '$.input.prompt', '$.input.image', '$.input.images')"
+                " FROM tasks WHERE model = ? AND status = 'finished' AND submit_state = 'accepted'"
+                " ORDER BY recorded_at DESC, rowid DESC LIMIT ?",
+                (model, limit),
+            )
+            return [
+                FinishedGeneration(
+                    created_time=created,
+                    finished_time=finished,
+                    request=json.loads(request) if request else None,
+                )
+                for created, finished, request in rows
+            ]
+
+        return await self._run(select)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def transaction() -> T:
