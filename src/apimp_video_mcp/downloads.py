@@ -20,10 +20,10 @@ import anyio
 import httpx2
 
 from apimp_video_mcp.errors import DownloadError
+from apimp_video_mcp.models import VIDEO_EXTENSIONS
 
 _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _DEFAULT_EXTENSION: Final = ".mp4"
-_KNOWN_EXTENSIONS: Final = frozenset({".mp4", ".mov", ".webm", ".m4v", ".mkv"})
 
 SIGNATURE_BYTES: Final = 12  # enough for every signature below (an ISO-BMFF brand ends at byte 12)
 _EBML_MAGIC: Final = b"\x1a\x45\xdf\xa3"  # WebM and Matroska
@@ -35,7 +35,7 @@ _IMAGE_BRANDS: Final = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b
 def video_filename(task_id: str, url: str, index: int) -> str:
     """`<task_id>.mp4`, or `<task_id>-2.mp4` for a second video: the task names its files."""
     extension = Path(urlsplit(url).path).suffix.lower()
-    if extension not in _KNOWN_EXTENSIONS:
+    if extension not in VIDEO_EXTENSIONS:
         extension = _DEFAULT_EXTENSION
     stem = _SAFE_NAME.sub("_", task_id).strip("._") or "video"
     suffix = "" if index == 0 else f"-{index + 1}"
@@ -93,7 +93,9 @@ class SizeCap:
 
     def exceeded(self, size_so_far: int) -> DownloadError:
         return DownloadError(
-            f"the video goes past {self.limit} ({size_so_far} bytes so far); raise {self.variable} to save it"
+            f"the video goes past {self.limit} ({size_so_far} bytes so far); "
+            f"raise {self.variable} to save it",
+            reason="too_large",
         )
 
 
@@ -117,7 +119,7 @@ async def download_video(
     try:
         async with http.stream("GET", url) as response:
             if response.status_code >= 400:
-                raise DownloadError(_http_failure(response.status_code))
+                raise _http_failure(response.status_code)
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > cap.max_bytes:
                 raise cap.exceeded(int(declared))
@@ -158,7 +160,9 @@ def _not_a_video() -> DownloadError:
     )
 
 
-def _http_failure(status_code: int) -> str:
+def _http_failure(status_code: int) -> DownloadError:
     if status_code in (403, 404, 410):
-        return f"the video URL answered HTTP {status_code}: it has probably expired"
-    return f"the video URL answered HTTP {status_code}"
+        return DownloadError(
+            f"the video URL answered HTTP {status_code}: it has probably expired", reason="expired"
+        )
+    return DownloadError(f"the video URL answered HTTP {status_code}")

@@ -14,7 +14,7 @@
     ├── LimitExceededError          the caller's principal is at one of its limits; nothing was sent
     ├── UpstreamUnreachableError    no answer at all: connection refused, timed out, dropped
     ├── SubmitOutcomeUnknownError   a submit went out and no clear answer came back
-    ├── DownloadError               a finished video could not be saved
+    ├── DownloadError               a finished video could not be saved (why: `reason`)
     │   └── RefusedAddressError     its URL leads to a loopback, private or link-local address
     ├── JournalUnavailableError     the task journal refused the request's record; nothing was sent
     ├── VideoUnavailableError       the player view cannot be given a video's bytes (why: `reason`)
@@ -30,6 +30,8 @@ reported as data. Errors mean the API or our setup failed, not the generation.
 """
 
 from __future__ import annotations
+
+from typing import Final, Literal
 
 
 class ApimpError(Exception):
@@ -181,8 +183,18 @@ class JournalUnavailableError(ApimpError):
     """The task journal could not record a submit before it was sent, so it was not sent."""
 
 
+DownloadFailure = Literal["expired", "too_large", "failed"]
+
+
 class DownloadError(ApimpError):
-    """A finished video could not be downloaded; its URL is still reported to the caller."""
+    """A finished video could not be downloaded; its URL is still reported to the caller.
+
+    `reason` says why for code that acts on it (the player view tells an expired link apart).
+    """
+
+    def __init__(self, message: str, *, reason: DownloadFailure = "failed") -> None:
+        self.reason: DownloadFailure = reason
+        super().__init__(message)
 
 
 class RefusedAddressError(DownloadError):
@@ -247,3 +259,8 @@ class ConfirmationRequiredError(SpendingRefusedError):
 
 class NotApprovedError(SpendingRefusedError):
     """The person was asked and did not approve (declined or cancelled)."""
+
+
+# Failures that say nothing about the task itself: asking again later may well succeed. A poller
+# rides them out, backing off; the player view shows the last known status and asks again.
+TRANSIENT_ERRORS: Final = (UpstreamServerError, UpstreamUnreachableError, RateLimitedError)

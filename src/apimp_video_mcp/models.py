@@ -247,7 +247,8 @@ TaskStatus = Literal["not_started", "running", "finished", "failed"]
 KNOWN_STATUSES: Final[frozenset[str]] = frozenset(get_args(TaskStatus))
 TERMINAL_STATUSES: Final[frozenset[TaskStatus]] = frozenset({"finished", "failed"})
 
-_VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".webm", ".m4v", ".mkv", ".avi")
+# What a result file's URL ends with when it is a video: it decides the saved copy's name too.
+VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".webm", ".m4v", ".mkv", ".avi")
 _IMAGE_EXTENSIONS: Final = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
@@ -264,7 +265,7 @@ class TaskFile(BaseModel):
         """APIMP labels every file "image", so the URL decides; an unknown extension counts as video
         because the tasks we create are video tasks."""
         path = urlsplit(self.file_url).path.lower()
-        if path.endswith(_VIDEO_EXTENSIONS) or self.file_type == "video":
+        if path.endswith(VIDEO_EXTENSIONS) or self.file_type == "video":
             return True
         return not path.endswith(_IMAGE_EXTENSIONS)
 

@@ -33,13 +33,10 @@ from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.coordination import Coordination, SoloCoordination
-from apimp_video_mcp.errors import RateLimitedError, UpstreamServerError, UpstreamUnreachableError
+from apimp_video_mcp.errors import TRANSIENT_ERRORS, RateLimitedError
 from apimp_video_mcp.models import TaskSnapshot
 
 logger = logging.getLogger(__name__)
-
-# Failures that say nothing about the task: a poller rides them out, backing off.
-TRANSIENT_ERRORS: Final = (UpstreamServerError, UpstreamUnreachableError, RateLimitedError)
 
 FetchStatus = Callable[[str], Awaitable[TaskSnapshot]]
 

@@ -6,6 +6,7 @@ next call from this text alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -72,6 +73,22 @@ class EffectiveFormat(BaseModel):
             duration_source=duration_source,
             notes=notes,
         )
+
+
+def status_headline(
+    task_id: str,
+    status: TaskStatus,
+    progress: int | None,
+    error_message: str | None,
+    video_urls: Sequence[str],
+) -> str:
+    """The first line of every report of a task's status, wherever it is shown."""
+    if status == "finished":
+        return f"Task {task_id} finished: {len(video_urls)} video(s)."
+    if status == "failed":
+        return f"Task {task_id} failed: {error_message or 'APIMP gave no reason'}."
+    shown = f", {progress}%" if progress is not None else ""
+    return f"Task {task_id} is {status.replace('_', ' ')}{shown}."
 
 
 class UploadedImage(BaseModel):
@@ -168,24 +185,24 @@ class TaskReport(BaseModel):
         )
 
     def headline(self) -> str:
-        if self.status == "finished":
-            return f"Task {self.task_id} finished: {len(self.video_urls)} video(s)."
-        if self.status == "failed":
-            return f"Task {self.task_id} failed: {self.error_message or 'APIMP gave no reason'}."
-        progress = f", {self.progress}%" if self.progress is not None else ""
-        return f"Task {self.task_id} is {self.status.replace('_', ' ')}{progress}."
+        return status_headline(self.task_id, self.status, self.progress, self.error_message, self.video_urls)
 
     def summary(self) -> str:
         lines = [self.headline(), *(f"Video: {url}" for url in self.video_urls), self.next_step]
         return "\n".join(lines)
 
 
-class SavedVideo(BaseModel):
+class SavedCopy(BaseModel):
     """A video saved on the server's machine."""
 
-    url: str
     path: str = Field(description="Absolute path of the saved file on the machine running the server.")
     size_bytes: int
+
+
+class SavedVideo(SavedCopy):
+    """A video saved on the server's machine, and the result URL it was saved from."""
+
+    url: str
 
 
 class WaitResult(TaskReport):

@@ -30,7 +30,7 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.download_network import build_download_client
 from apimp_video_mcp.downloads import SizeCap, describe_size, download_video, video_filename
-from apimp_video_mcp.errors import DownloadError
+from apimp_video_mcp.errors import DownloadError, DownloadFailure
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.polling import Clock, at_most
 from apimp_video_mcp.results import SavedVideo
@@ -46,12 +46,14 @@ class SaveOutcome:
     saved: list[SavedVideo] = field(default_factory=list)
     error: str | None = None
     in_progress: bool = False
+    failure: DownloadFailure | None = None  # why saving stopped, for code that acts on it
 
 
 @dataclass
 class _SaveJob:
     saved: list[SavedVideo] = field(default_factory=list)
     error: str | None = None
+    failure: DownloadFailure | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -93,7 +95,7 @@ class VideoSaver:
             self._group.start_soon(self._run, snapshot, folder, job)
         if within_seconds > 0 and not job.done.is_set():
             await at_most(self._clock, within_seconds, job.done.wait)
-        return SaveOutcome(list(job.saved), job.error, in_progress=not job.done.is_set())
+        return SaveOutcome(list(job.saved), job.error, in_progress=not job.done.is_set(), failure=job.failure)
 
     async def _run(self, snapshot: TaskSnapshot, folder: Path, job: _SaveJob) -> None:
         """One job, to its end; it never raises into the server's task group."""
@@ -109,7 +111,7 @@ class VideoSaver:
                         "retries"
                     )
             except DownloadError as exc:
-                job.error = str(exc)
+                job.error, job.failure = str(exc), exc.reason
             except Exception as exc:  # a bug or a full disk must not take the server down with it
                 logger.exception("saving the videos of %s failed", snapshot.task_id)
                 job.error = f"saving failed unexpectedly ({type(exc).__name__})"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from apimp_video_mcp.models import TaskFile, TaskSnapshot
+from apimp_video_mcp.models import TERMINAL_STATUSES, TaskFile, TaskSnapshot
 
 # How a submit ended. "sending" survives only if the server died during the request; it is read
 # back as "unknown", because the task may or may not exist upstream.
@@ -57,7 +57,7 @@ class JournalEntry(BaseModel):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in ("finished", "failed")
+        return self.status in TERMINAL_STATUSES
 
     def to_snapshot(self) -> TaskSnapshot:
         """The last status seen, as if APIMP had just said it (for tasks that can no longer change)."""

@@ -42,15 +42,15 @@ from apimp_video_mcp.durations import (
     typical_duration,
 )
 from apimp_video_mcp.errors import (
-    RateLimitedError,
+    TRANSIENT_ERRORS,
     SubmitOutcomeUnknownError,
     UnknownTaskError,
-    UpstreamServerError,
     UpstreamUnreachableError,
     VideoUnavailableError,
 )
-from apimp_video_mcp.models import TaskStatus
+from apimp_video_mcp.models import TERMINAL_STATUSES, TaskStatus
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
+from apimp_video_mcp.results import SavedCopy, status_headline
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.store import JournalEntry
 
@@ -58,21 +58,11 @@ logger = logging.getLogger(__name__)
 
 VIDEO_RESOURCE_PREFIX: Final = "apimp://videos/"
 
-# Failures that say nothing about the task: the view shows the last known status and asks again.
-_TRANSIENT = (UpstreamServerError, UpstreamUnreachableError, RateLimitedError)
-
 Now = Callable[[], datetime]
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class SavedCopy(BaseModel):
-    """A finished video saved on the machine running the server."""
-
-    path: str = Field(description="Absolute path of the saved file.")
-    size_bytes: int
 
 
 class Estimate(BaseModel):
@@ -125,16 +115,10 @@ class PlayerStatus(BaseModel):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in ("finished", "failed")
+        return self.status in TERMINAL_STATUSES
 
     def summary(self) -> str:
-        if self.status == "failed":
-            line = f"Task {self.task_id} failed: {self.error_message or 'APIMP gave no reason'}."
-        elif self.status == "finished":
-            line = f"Task {self.task_id} finished: {len(self.video_urls)} video(s)."
-        else:
-            percent = f" {self.progress}%" if self.progress is not None else ""
-            line = f"Task {self.task_id} is {self.status.replace('_', ' ')}{percent}."
+        line = status_headline(self.task_id, self.status, self.progress, self.error_message, self.video_urls)
         if self.last_error:
             line += f" (The latest status check failed: {self.last_error})"
         return line
@@ -227,7 +211,7 @@ class PlayerService:
                 with anyio.fail_after(defaults.UI_STATUS_CALL_TIMEOUT_SECONDS):
                     # Shared with concurrent callers; writes through to the journal.
                     await self.service.shared_status(task_id, self.principal)
-            except (*_TRANSIENT, TimeoutError) as exc:
+            except (*TRANSIENT_ERRORS, TimeoutError) as exc:
                 if entry is None and isinstance(exc, TimeoutError):  # nothing to show instead
                     raise UpstreamUnreachableError(
                         f"APIMP did not answer about task {task_id} within "
@@ -301,9 +285,8 @@ class PlayerService:
             )
         if not outcome.saved:
             error = outcome.error or "APIMP listed no video for the task"
-            raise VideoUnavailableError(
-                task_id, "expired" if "expired" in error else "download_failed", error
-            )
+            reason = "expired" if outcome.failure == "expired" else "download_failed"
+            raise VideoUnavailableError(task_id, reason, error)
         return [SavedCopy(path=video.path, size_bytes=video.size_bytes) for video in outcome.saved]
 
     async def _saved_copies(self, paths: Sequence[str]) -> list[SavedCopy]:
@@ -324,7 +307,7 @@ class PlayerService:
         assert entry.task_id is not None
         now = self._now()
         elapsed = _seconds_between(entry.recorded_at, now)
-        terminal = status in ("finished", "failed")
+        terminal = status in TERMINAL_STATUSES
         copies = await self._saved_copies(entry.local_paths) if status == "finished" else []
         resource, note = None, None
         if status == "finished" and entry.video_urls:
