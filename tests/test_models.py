@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from apimp_video_mcp.catalog import MODEL_SPECS, size_rule_text, spoken
 from apimp_video_mcp.errors import InvalidRequestError
-from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, VeoMetadata
+from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, VeoMetadata, VideoInput
 
 
 def request(model: str = "veo-3.1-generate-preview", **input_: Any) -> SubmitRequest:
@@ -108,3 +109,14 @@ def test_an_unknown_status_counts_as_running_and_is_kept(caplog: pytest.LogCaptu
 )
 def test_progress_is_read_tolerantly(raw: object, parsed: int | None) -> None:
     assert TaskSnapshot.from_wire({"status": "running", "progress": raw}, task_id="t").progress == parsed
+
+
+def test_the_limits_the_schema_describes_are_the_catalogs() -> None:
+    resolution_help = VeoMetadata.model_fields["resolution"].description or ""
+    size_help = VideoInput.model_fields["size"].description or ""
+    duration_help = VideoInput.model_fields["duration"].description or ""
+
+    for model, spec in MODEL_SPECS.items():
+        assert (model in resolution_help) == ("4k" in spec.resolutions), model
+        assert spoken(spec.durations_seconds) in duration_help
+    assert size_rule_text() in size_help

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apimp_video_mcp.models import SubmitRequest
-from apimp_video_mcp.results import EffectiveFormat
+from apimp_video_mcp.models import SubmitRequest, effective_format
 
 
 def request(model: str = "veo-3.1-generate-preview", **input_: Any) -> SubmitRequest:
@@ -13,7 +12,7 @@ def request(model: str = "veo-3.1-generate-preview", **input_: Any) -> SubmitReq
 
 
 def test_metadata_wins_and_sources_are_reported() -> None:
-    fmt = EffectiveFormat.for_request(
+    fmt = effective_format(
         request(size="720x1280", duration=4, metadata={"durationSeconds": 6, "resolution": "1080p"})
     )
 
@@ -23,7 +22,7 @@ def test_metadata_wins_and_sources_are_reported() -> None:
 
 
 def test_without_size_the_model_defaults_are_reported() -> None:
-    fmt = EffectiveFormat.for_request(request())
+    fmt = effective_format(request())
 
     assert fmt.duration_seconds == 8
     assert fmt.duration_source == "model default"

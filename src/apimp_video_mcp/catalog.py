@@ -8,7 +8,9 @@ and when it was checked. To add or retire a model, edit this module (and the pri
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
@@ -20,6 +22,7 @@ VideoModelId = Literal[
 ]
 AspectRatio = Literal["16:9", "9:16"]
 Resolution = Literal["720p", "1080p", "4k"]
+DurationSeconds = Literal[4, 6, 8]  # Google's Veo 3 docs: 4, 6 or 8 seconds, 24 fps.
 
 VIDEO_MODEL_IDS: Final[tuple[VideoModelId, ...]] = get_args(VideoModelId)
 
@@ -61,7 +64,7 @@ class ModelSpec:
     generation_time: GenerationTime = _STANDARD_GENERATION
 
 
-_VEO_DURATIONS: Final = (4, 6, 8)  # Google's Veo 3 docs: 4, 6 or 8 seconds, 24 fps.
+_VEO_DURATIONS: Final[tuple[DurationSeconds, ...]] = get_args(DurationSeconds)
 
 MODEL_SPECS: Final[dict[VideoModelId, ModelSpec]] = {
     spec.model_id: spec
@@ -204,6 +207,16 @@ def aspect_ratio_for_size(size: str) -> AspectRatio:
     return "9:16" if height > width else "16:9"
 
 
+# APIMP's size rule: the resolution a side of at least so many pixels reaches (below all: 720p).
+SIDE_THRESHOLDS: Final[tuple[tuple[int, Resolution], ...]] = ((3840, "4k"), (1920, "1080p"))
+_BELOW_THRESHOLDS: Final[Resolution] = "720p"
+
+
+def resolution_for_side(pixels: int) -> Resolution:
+    """The resolution the size rule gives a side of this many pixels."""
+    return next((resolution for least, resolution in SIDE_THRESHOLDS if pixels >= least), _BELOW_THRESHOLDS)
+
+
 def resolution_for_size(size: str) -> Resolution:
     """APIMP's documented rule, taken literally: it reads the SHORT side of the size.
 
@@ -211,12 +224,28 @@ def resolution_for_size(size: str) -> Resolution:
     The authors may have meant the long side; we do not guess, we report what the rule yields
     and recommend setting metadata.resolution explicitly.
     """
-    short_side = min(parse_size(size))
-    if short_side >= 3840:
-        return "4k"
-    if short_side >= 1920:
-        return "1080p"
-    return "720p"
+    return resolution_for_side(min(parse_size(size)))
+
+
+def size_rule_text() -> str:
+    """The size rule in words, for descriptions: "under 1920 gives 720p, 1920 to 3839 gives ..."."""
+    ascending = sorted(SIDE_THRESHOLDS)
+    parts = [f"under {ascending[0][0]} gives {_BELOW_THRESHOLDS}"]
+    for (least, resolution), (next_least, _) in itertools.pairwise(ascending):
+        parts.append(f"{least} to {next_least - 1} gives {resolution}")
+    parts.append(f"{ascending[-1][0]} or more gives {ascending[-1][1]}")
+    return ", ".join(parts)
+
+
+def models_rendering(resolution: Resolution) -> tuple[VideoModelId, ...]:
+    """The models that can render a resolution."""
+    return tuple(model for model, spec in MODEL_SPECS.items() if resolution in spec.resolutions)
+
+
+def spoken(values: Sequence[object], conjunction: str = "or") -> str:
+    """`4, 6 or 8`: values as a sentence lists them."""
+    words = [str(value) for value in values]
+    return ", ".join(words[:-1]) + f" {conjunction} {words[-1]}" if len(words) > 1 else words[0]
 
 
 def generation_time(model: str | None) -> GenerationTime:

@@ -8,7 +8,7 @@ descriptions) and, dumped, becomes the exact body APIMP receives.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -19,17 +19,25 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import (
     MODEL_SPECS,
     RETIRED_MODELS,
+    SIDE_THRESHOLDS,
     SIZE_PATTERN,
     AspectRatio,
+    DurationSeconds,
+    ModelSpec,
     Resolution,
     VideoModelId,
+    aspect_ratio_for_size,
+    models_rendering,
+    parse_size,
+    resolution_for_side,
     resolution_for_size,
+    size_rule_text,
+    spoken,
 )
 from apimp_video_mcp.errors import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
-DurationSeconds = Literal[4, 6, 8]
 # A task id as APIMP issues them ("task_..."), and nothing that could escape the status URL's path.
 TASK_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 PersonGeneration = Literal["allow_all", "allow_adult", "dont_allow"]
@@ -49,7 +57,30 @@ ImageReference = Annotated[
     ),
 ]
 
-_DURATION_HELP: Final = "Veo 3 models: 4, 6 or 8 (Google's docs)."
+
+def _by_model(values_of: Callable[[ModelSpec], Sequence[object]]) -> str:
+    """A limit in words from the catalog: one phrase when every model shares it, else per model."""
+    groups: dict[tuple[object, ...], list[str]] = {}
+    for spec in MODEL_SPECS.values():
+        groups.setdefault(tuple(values_of(spec)), []).append(spec.model_id)
+    if len(groups) == 1:
+        return spoken(next(iter(groups)))
+    return "; ".join(f"{spoken(ids, 'and')}: {spoken(values)}" for values, ids in groups.items())
+
+
+def _only_on(resolution: Resolution) -> str:
+    return f"{resolution} only on {spoken(models_rendering(resolution), 'and')}"
+
+
+_DURATION_HELP: Final = f"Veo 3 models: {_by_model(lambda spec: spec.durations_seconds)} (Google's docs)."
+# The resolutions not every model renders, each with the models that do (today: 4k, veo-3.1 only).
+_RESOLUTION_LIMITS: Final = "; ".join(
+    _only_on(resolution)
+    for resolution in get_args(Resolution)
+    if 0 < len(models_rendering(resolution)) < len(MODEL_SPECS)
+)
+# A size whose long side reaches 1080p and whose short side does not: the rule's surprise.
+_SIZE_EXAMPLE: Final = f"{min(least for least, resolution in SIDE_THRESHOLDS if resolution == '1080p')}x1080"
 _IMAGE_HELP: Final = (
     "Either an http(s) URL, sent as is, or a local image file on the machine running this server: an "
     "absolute path, ~/..., a path relative to the server's working directory, or a file:// URL. A local "
@@ -99,7 +130,7 @@ class VeoMetadata(BaseModel):
     resolution: Resolution | None = Field(
         default=None,
         description="Output resolution. Inferred from input.size when absent (see input.size for the "
-        "rule). 4k only on the veo-3.1 models. Set it explicitly to be sure what you get.",
+        f"rule). {_RESOLUTION_LIMITS}. Set it explicitly to be sure what you get.",
     )
     negative_prompt: str | None = Field(
         default=None,
@@ -157,8 +188,8 @@ class VideoInput(BaseModel):
         default=None,
         pattern=SIZE_PATTERN,
         description="Frame size in pixels as 'WIDTHxHEIGHT', e.g. '1280x720'. On Veo the gateway maps it "
-        "to aspectRatio (height > width gives 9:16, else 16:9) and resolution by the SHORT side: under "
-        "1920 gives 720p, 1920 to 3839 gives 1080p, 3840 or more gives 4k. So 1920x1080 yields 720p; "
+        f"to aspectRatio (height > width gives 9:16, else 16:9) and resolution by the SHORT side: "
+        f"{size_rule_text()}. So {_SIZE_EXAMPLE} yields {resolution_for_size(_SIZE_EXAMPLE)}; "
         "set metadata.resolution for 1080p.",
     )
     duration: DurationSeconds | None = Field(
@@ -214,31 +245,96 @@ class SubmitRequest(BaseModel):
             if value is not None and value not in spec.durations_seconds:
                 raise InvalidRequestError(
                     field,
-                    f"{self.model} makes clips of {_choices(spec.durations_seconds)} seconds, not {value}.",
+                    f"{self.model} makes clips of {spoken(spec.durations_seconds)} seconds, not {value}.",
                 )
         if spec.family == "veo":
             self._check_veo_resolution(spec.resolutions)
 
     def _check_veo_resolution(self, allowed: tuple[Resolution, ...]) -> None:
-        metadata = self.input.metadata
-        if metadata is not None and metadata.resolution is not None:
-            if metadata.resolution not in allowed:
-                raise InvalidRequestError(
-                    "input.metadata.resolution",
-                    f"{metadata.resolution} is only available on the veo-3.1 models; {self.model} "
-                    f"renders {_choices(allowed)}.",
-                )
-        elif self.input.size is not None and resolution_for_size(self.input.size) not in allowed:
+        derived = effective_format(self)
+        resolution = derived.resolution
+        if resolution is None or resolution in allowed:
+            return
+        if derived.resolution_source == "metadata":
             raise InvalidRequestError(
-                "input.size",
-                f"{self.input.size} maps to {resolution_for_size(self.input.size)} by the documented rule, "
-                f"which {self.model} cannot render ({_choices(allowed)}; 4k only on the veo-3.1 models).",
+                "input.metadata.resolution",
+                f"{resolution} is only available on {spoken(models_rendering(resolution), 'and')}; "
+                f"{self.model} renders {spoken(allowed)}.",
             )
+        raise InvalidRequestError(
+            "input.size",
+            f"{self.input.size} maps to {resolution} by the documented rule, which {self.model} cannot "
+            f"render ({spoken(allowed)}; {_only_on(resolution)}).",
+        )
 
 
-def _choices(values: tuple[object, ...]) -> str:
-    words = [str(value) for value in values]
-    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+FormatSource = Literal["metadata", "input", "size", "model default"]
+
+
+class EffectiveFormat(BaseModel):
+    """The format the request will get, derived by the documented rules, with where each value came from."""
+
+    aspect_ratio: AspectRatio | None = Field(
+        description=f"{spoken(get_args(AspectRatio))} (Veo), or None if the model decides."
+    )
+    aspect_ratio_source: FormatSource | None
+    resolution: Resolution | None = Field(
+        description=f"{spoken(get_args(Resolution))}, or None if the model's default applies."
+    )
+    resolution_source: FormatSource | None
+    duration_seconds: int = Field(description="Clip length in seconds.")
+    duration_source: FormatSource
+    notes: list[str] = Field(default_factory=list, description="Surprises in the documented rules.")
+
+
+def effective_format(request: SubmitRequest) -> EffectiveFormat:
+    """What the request gets: an explicit metadata value wins, else the input's own field (duration),
+    else the size rule (aspect ratio, resolution), else the model's default.
+
+    The one statement of these rules: validation checks the resolution it yields against the model,
+    and submit_video reports it.
+    """
+    spec = MODEL_SPECS[request.model]
+    data, metadata = request.input, request.input.metadata
+    notes: list[str] = []
+
+    duration: int = spec.default_duration_seconds
+    duration_source: FormatSource = "model default"
+    if metadata is not None and metadata.duration_seconds is not None:
+        duration, duration_source = metadata.duration_seconds, "metadata"
+    elif data.duration is not None or data.seconds is not None:
+        duration, duration_source = (data.duration or data.seconds or duration), "input"
+
+    aspect: AspectRatio | None = None
+    aspect_source: FormatSource | None = None
+    resolution: Resolution | None = None
+    resolution_source: FormatSource | None = None
+    if metadata is not None and metadata.aspect_ratio is not None:
+        aspect, aspect_source = metadata.aspect_ratio, "metadata"
+    elif data.size is not None:
+        aspect, aspect_source = aspect_ratio_for_size(data.size), "size"
+
+    if metadata is not None and metadata.resolution is not None:
+        resolution, resolution_source = metadata.resolution, "metadata"
+    elif data.size is not None:
+        resolution, resolution_source = resolution_for_size(data.size), "size"
+        by_long_side = resolution_for_side(max(parse_size(data.size)))
+        if resolution == "720p" and by_long_side != "720p":
+            notes.append(
+                f"The documented rule reads the SHORT side of size, so {data.size} yields 720p, not "
+                "1080p. Set input.metadata.resolution to '1080p' (and aspectRatio) to be explicit."
+            )
+    if spec.family == "veo" and aspect is None:
+        notes.append("No size or aspectRatio given: Veo's default applies (16:9).")
+    return EffectiveFormat(
+        aspect_ratio=aspect,
+        aspect_ratio_source=aspect_source,
+        resolution=resolution,
+        resolution_source=resolution_source,
+        duration_seconds=duration,
+        duration_source=duration_source,
+        notes=notes,
+    )
 
 
 # --- What APIMP answers ------------------------------------------------------------------------

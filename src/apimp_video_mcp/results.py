@@ -12,67 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp.budget import Spending
-from apimp_video_mcp.catalog import MODEL_SPECS, VideoModelId, aspect_ratio_for_size, resolution_for_size
-from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, TaskStatus
+from apimp_video_mcp.catalog import VideoModelId
+from apimp_video_mcp.models import EffectiveFormat, TaskSnapshot, TaskStatus
 from apimp_video_mcp.pricing import CostEstimate
 from apimp_video_mcp.store import EntryStatus, JournalEntry
-
-Source = Literal["metadata", "input", "size", "model default"]
-
-
-class EffectiveFormat(BaseModel):
-    """The format the request will get, derived by the documented rules, with where each value came from."""
-
-    aspect_ratio: str | None = Field(description="16:9 or 9:16 (Veo), or None if the model decides.")
-    aspect_ratio_source: Source | None
-    resolution: str | None = Field(description="720p, 1080p or 4k, or None if the model's default applies.")
-    resolution_source: Source | None
-    duration_seconds: int = Field(description="Clip length in seconds.")
-    duration_source: Source
-    notes: list[str] = Field(default_factory=list, description="Surprises in the documented rules.")
-
-    @classmethod
-    def for_request(cls, request: SubmitRequest) -> EffectiveFormat:
-        spec = MODEL_SPECS[request.model]
-        data, metadata = request.input, request.input.metadata
-        notes: list[str] = []
-
-        duration, duration_source = spec.default_duration_seconds, "model default"
-        if metadata is not None and metadata.duration_seconds is not None:
-            duration, duration_source = metadata.duration_seconds, "metadata"
-        elif data.duration is not None or data.seconds is not None:
-            duration, duration_source = (data.duration or data.seconds or duration), "input"
-
-        aspect: str | None = None
-        aspect_source: Source | None = None
-        resolution: str | None = None
-        resolution_source: Source | None = None
-        if metadata is not None and metadata.aspect_ratio is not None:
-            aspect, aspect_source = metadata.aspect_ratio, "metadata"
-        elif data.size is not None:
-            aspect, aspect_source = aspect_ratio_for_size(data.size), "size"
-
-        if metadata is not None and metadata.resolution is not None:
-            resolution, resolution_source = metadata.resolution, "metadata"
-        elif data.size is not None:
-            resolution, resolution_source = resolution_for_size(data.size), "size"
-            width, height = (int(side) for side in data.size.split("x"))
-            if resolution == "720p" and max(width, height) >= 1920:
-                notes.append(
-                    f"The documented rule reads the SHORT side of size, so {data.size} yields 720p, not "
-                    "1080p. Set input.metadata.resolution to '1080p' (and aspectRatio) to be explicit."
-                )
-        if spec.family == "veo" and aspect is None:
-            notes.append("No size or aspectRatio given: Veo's default applies (16:9).")
-        return cls(
-            aspect_ratio=aspect,
-            aspect_ratio_source=aspect_source,
-            resolution=resolution,
-            resolution_source=resolution_source,
-            duration_seconds=duration,
-            duration_source=duration_source,
-            notes=notes,
-        )
 
 
 def status_headline(

@@ -41,7 +41,7 @@ from apimp_video_mcp.errors import (
 )
 from apimp_video_mcp.journal_retry import JournalRetry, describe_failure
 from apimp_video_mcp.local_files import LocalFilePolicy
-from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
+from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, effective_format
 from apimp_video_mcp.polling import (
     AdaptiveSchedule,
     Clock,
@@ -54,7 +54,6 @@ from apimp_video_mcp.pricing import CostEstimate, estimate
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.results import (
     CostQuote,
-    EffectiveFormat,
     SubmitResult,
     TaskList,
     TaskReport,
@@ -201,7 +200,7 @@ class VideoService:
             status=snapshot.status,
             created_time=snapshot.created_time,
             model=request.model,
-            effective_format=EffectiveFormat.for_request(request),
+            effective_format=effective_format(request),
             uploaded_images=uploaded,
             journal_warning=await self._record_accepted(entry_id, snapshot),
             estimated_cost=cost,
@@ -274,7 +273,7 @@ class VideoService:
         ) or spending.refusal(cost, self.settings.price_table)
         return CostQuote(
             model=request.model,
-            effective_format=EffectiveFormat.for_request(request),
+            effective_format=effective_format(request),
             estimated_cost=cost,
             spending=spending,
             max_cost=max_cost,
@@ -286,17 +285,17 @@ class VideoService:
 
     def estimate(self, request: SubmitRequest) -> CostEstimate:
         """The request's estimated price: its length, resolution and soundtrack, at the table's rate."""
-        fmt = EffectiveFormat.for_request(request)
+        fmt = effective_format(request)
         metadata = request.input.metadata
         audio = (
             metadata.generate_audio if metadata is not None and metadata.generate_audio is not None else True
         )
-        resolution = fmt.resolution if fmt.resolution in ("720p", "1080p", "4k") else DEFAULT_RESOLUTION
+        resolution = fmt.resolution or DEFAULT_RESOLUTION
         return estimate(
             self.settings.price_table,
             request.model,
             seconds=fmt.duration_seconds,
-            resolution=resolution,  # type: ignore[arg-type]  # narrowed by the membership test
+            resolution=resolution,
             audio=audio,
         )
 
