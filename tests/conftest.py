@@ -112,23 +112,25 @@ def settings(upstream: Upstream, tmp_path: Path) -> Settings:
     return fast_settings(upstream.base_url, tmp_path / "videos")
 
 
-@pytest.fixture(params=["auto", "legacy"])
-def mode(request: pytest.FixtureRequest) -> Mode:
-    """Both protocol eras: the stateless 2026-07-28 one and the handshake most hosts speak today."""
-    value: Mode = request.param
-    return value
+ERAS: tuple[Mode, ...] = ("auto", "legacy")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `each_era` runs in both protocol eras: the stateless 2026-07-28 one and the
+    handshake most hosts speak today. The others run in one: what they check is not the protocol's."""
+    if metafunc.definition.get_closest_marker("each_era") is not None:
+        metafunc.parametrize("mode", ERAS)
+
+
+@pytest.fixture
+def mode() -> Mode:
+    """The protocol era a test's client speaks (both, for a test marked `each_era`)."""
+    return "auto"
 
 
 @pytest.fixture
 async def client(settings: Settings, mode: Mode) -> AsyncIterator[Client]:
     async with Client(build_server(settings), mode=mode) as connected:
-        yield connected
-
-
-@pytest.fixture
-async def one_era_client(settings: Settings) -> AsyncIterator[Client]:
-    """One protocol era where the protocol is not what is tested: the refusal matrix stays fast."""
-    async with Client(build_server(settings)) as connected:
         yield connected
 
 

@@ -43,6 +43,7 @@ async def generate_one_video(client: Client) -> tuple[dict[str, object], list[fl
     return waited, reported
 
 
+@pytest.mark.each_era
 async def test_the_console_script_serves_stdio(upstream: Upstream, tmp_path: Path, mode: Mode) -> None:
     parameters = StdioServerParameters(
         command=console_script(), args=[], env=server_environment(upstream, tmp_path / "videos")
@@ -58,6 +59,7 @@ async def test_the_console_script_serves_stdio(upstream: Upstream, tmp_path: Pat
     assert SIMULATOR_API_KEY not in (tmp_path / "stderr.log").read_text()
 
 
+@pytest.mark.each_era
 async def test_the_console_script_serves_streamable_http(
     upstream: Upstream, tmp_path: Path, mode: Mode
 ) -> None:

@@ -94,6 +94,7 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_UI",
             "APIMP_UI_MEDIA_DOMAINS",
             "APIMP_UI_POLL_INTERVAL",
+            "APIMP_UI_VIDEO_MAX_BYTES",
             "APIMP_POLL_LEASE",
             "APIMP_CLUSTER_REREAD",
             "APIMP_AUTH",

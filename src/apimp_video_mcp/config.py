@@ -103,6 +103,8 @@ class Settings(BaseModel):
     # Origins (https://cdn.example.com, https://*.example.com) the view may play result videos from.
     ui_media_domains: tuple[str, ...] = ()
     ui_poll_interval_seconds: Seconds = defaults.UI_POLL_INTERVAL_SECONDS
+    # The largest saved video the view is sent through the host (base64); larger ones open in a browser.
+    ui_video_max_bytes: Annotated[int, Field(gt=0)] = defaults.UI_VIDEO_BLOB_MAX_BYTES
     # A cluster (APIMP_JOURNAL=postgresql://...): how long a poller's claim on a task lasts unless
     # renewed, and how often an instance that follows another's poller re-reads the store.
     poll_lease_seconds: Seconds = defaults.POLL_LEASE_SECONDS
@@ -299,6 +301,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "ui_enabled": "APIMP_UI",
     "ui_media_domains": "APIMP_UI_MEDIA_DOMAINS",
     "ui_poll_interval_seconds": "APIMP_UI_POLL_INTERVAL",
+    "ui_video_max_bytes": "APIMP_UI_VIDEO_MAX_BYTES",
     "poll_lease_seconds": "APIMP_POLL_LEASE",
     "cluster_reread_seconds": "APIMP_CLUSTER_REREAD",
     "auth": "APIMP_AUTH",

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.anyio
 SUBMIT = {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a hot air balloon over hills"}}
 
 
+@pytest.mark.each_era
 async def test_the_resources_show_tasks_and_the_model_catalog(client: Client, upstream: Upstream) -> None:
     task_id = structured(await client.call_tool("submit_video", SUBMIT))["task_id"]
     upstream.simulator.finish_now(task_id)

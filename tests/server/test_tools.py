@@ -27,6 +27,7 @@ async def submit(client: Client, prompt: str = "a red fox running through snow",
     return task_id
 
 
+@pytest.mark.each_era
 async def test_the_upstream_receives_exactly_the_tool_arguments_with_the_bearer_key(
     client: Client, upstream: Upstream
 ) -> None:
@@ -114,6 +115,7 @@ async def test_invalid_input_names_the_field_and_never_reaches_the_upstream(
     assert upstream.simulator.requests_to("/api/generate/submit") == []
 
 
+@pytest.mark.each_era
 async def test_an_upstream_400_reaches_the_model_verbatim(client: Client, upstream: Upstream) -> None:
     upstream.simulator.inject_fault(
         path_prefix="/api/generate/submit",
@@ -130,6 +132,7 @@ async def test_an_upstream_400_reaches_the_model_verbatim(client: Client, upstre
     assert "APIMP rejected the request: prompt violates content policy" in text_of(result)
 
 
+@pytest.mark.each_era
 async def test_a_wrong_key_is_reported_without_echoing_it(
     upstream: Upstream, tmp_path: Path, mode: Mode
 ) -> None:
@@ -211,6 +214,7 @@ async def test_get_status_reports_progress_then_the_video_url(client: Client, up
     assert ".mp4?" in url
 
 
+@pytest.mark.each_era
 async def test_wait_for_video_reports_strictly_increasing_progress_and_saves_the_video(
     client: Client, upstream: Upstream, tmp_path: Path
 ) -> None:
@@ -311,6 +315,7 @@ async def test_an_expired_video_url_keeps_the_result_and_explains(client: Client
     assert "expired" in data["download_error"]
 
 
+@pytest.mark.each_era
 async def test_cancelling_a_wait_stops_polling(client: Client, upstream: Upstream) -> None:
     upstream.simulator.task_duration_seconds = 60.0
     task_id = await submit(client)

@@ -60,11 +60,9 @@ async def test_a_local_png_is_uploaded_and_the_submit_carries_its_hosted_url(
 
 
 async def test_a_file_url_in_images_is_uploaded_once_even_when_also_given_as_image(
-    one_era_client: Client, upstream: Upstream, png: Path
+    client: Client, upstream: Upstream, png: Path
 ) -> None:
-    result = await one_era_client.call_tool(
-        "submit_video", submit_arguments(image=str(png), images=[png.as_uri()])
-    )
+    result = await client.call_tool("submit_video", submit_arguments(image=str(png), images=[png.as_uri()]))
 
     [uploaded] = structured(result)["uploaded_images"]
     assert len(upstream.simulator.requests_to(UPLOAD)) == 1
@@ -73,12 +71,10 @@ async def test_a_file_url_in_images_is_uploaded_once_even_when_also_given_as_ima
     assert sent.json()["input"]["images"] == [uploaded["url"]]
 
 
-async def test_an_http_image_url_is_passed_through_untouched(
-    one_era_client: Client, upstream: Upstream
-) -> None:
+async def test_an_http_image_url_is_passed_through_untouched(client: Client, upstream: Upstream) -> None:
     url = "https://example.com/frame.png?sig=a%20b&x=1"
 
-    result = await one_era_client.call_tool("submit_video", submit_arguments(image=url))
+    result = await client.call_tool("submit_video", submit_arguments(image=url))
 
     assert structured(result)["uploaded_images"] == []
     assert upstream.simulator.requests_to(UPLOAD) == []
@@ -124,11 +120,11 @@ async def test_upload_image_is_announced_as_a_write_that_is_not_idempotent(clien
 
 
 async def test_a_relative_path_is_read_from_the_working_directory(
-    one_era_client: Client, upstream: Upstream, png: Path, monkeypatch: pytest.MonkeyPatch
+    client: Client, upstream: Upstream, png: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(png.parent)
 
-    result = await one_era_client.call_tool("upload_image", {"path": png.name})
+    result = await client.call_tool("upload_image", {"path": png.name})
 
     assert structured(result)["path"] == str(png.resolve())
 
@@ -210,13 +206,13 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("make_path", "rule"), REFUSALS)
 async def test_an_unsafe_local_image_is_refused_by_both_tools_before_any_request(
-    one_era_client: Client, upstream: Upstream, tmp_path: Path, outside: Path, make_path: Any, rule: str
+    client: Client, upstream: Upstream, tmp_path: Path, outside: Path, make_path: Any, rule: str
 ) -> None:
     path = make_path(tmp_path)
 
     with anyio.fail_after(10):
-        submitted = await one_era_client.call_tool("submit_video", submit_arguments(image=path))
-        uploaded = await one_era_client.call_tool("upload_image", {"path": path})
+        submitted = await client.call_tool("submit_video", submit_arguments(image=path))
+        uploaded = await client.call_tool("upload_image", {"path": path})
 
     for result, field in ((submitted, "Invalid input.image"), (uploaded, "Invalid path")):
         assert result.is_error
@@ -228,11 +224,11 @@ async def test_an_unsafe_local_image_is_refused_by_both_tools_before_any_request
 
 
 async def test_one_bad_image_refuses_the_whole_call_even_after_a_good_one(
-    one_era_client: Client, upstream: Upstream, png: Path, outside: Path
+    client: Client, upstream: Upstream, png: Path, outside: Path
 ) -> None:
     arguments = submit_arguments(image=str(png), images=[str(outside / "secret.png")])
 
-    result = await one_era_client.call_tool("submit_video", arguments)
+    result = await client.call_tool("submit_video", arguments)
 
     assert result.is_error
     assert "input.images[0]" in text_of(result)
@@ -241,9 +237,9 @@ async def test_one_bad_image_refuses_the_whole_call_even_after_a_good_one(
 
 @pytest.mark.parametrize("image", ["data:image/png;base64,iVBORw0KGgo=", "ftp://example.com/a.png"])
 async def test_other_url_schemes_are_refused_by_the_schema(
-    one_era_client: Client, upstream: Upstream, image: str
+    client: Client, upstream: Upstream, image: str
 ) -> None:
-    result = await one_era_client.call_tool("submit_video", submit_arguments(image=image))
+    result = await client.call_tool("submit_video", submit_arguments(image=image))
 
     assert result.is_error
     assert "input.image" in text_of(result)
@@ -251,15 +247,16 @@ async def test_other_url_schemes_are_refused_by_the_schema(
 
 
 async def test_upload_image_sends_an_http_url_back_to_submit_video(
-    one_era_client: Client, upstream: Upstream
+    client: Client, upstream: Upstream
 ) -> None:
-    result = await one_era_client.call_tool("upload_image", {"path": "https://example.com/a.png"})
+    result = await client.call_tool("upload_image", {"path": "https://example.com/a.png"})
 
     assert result.is_error
     assert "already a URL" in text_of(result)
     assert upstream.simulator.received == []
 
 
+@pytest.mark.each_era
 async def test_over_http_no_local_file_is_read_unless_folders_are_configured(
     upstream: Upstream, tmp_path: Path, png: Path, mode: Mode
 ) -> None:

@@ -27,11 +27,11 @@ def settings(upload_settings: Settings) -> Settings:
 
 
 async def test_a_server_error_on_upload_is_retried_with_the_whole_file_again(
-    one_era_client: Client, upstream: Upstream, png: Path
+    client: Client, upstream: Upstream, png: Path
 ) -> None:
     upstream.simulator.inject_fault(path_prefix=UPLOAD, status=503)
 
-    result = await one_era_client.call_tool("submit_video", submit_arguments(image=str(png)))
+    result = await client.call_tool("submit_video", submit_arguments(image=str(png)))
 
     assert not result.is_error, text_of(result)
     first, second = upstream.simulator.requests_to(UPLOAD)
@@ -41,11 +41,11 @@ async def test_a_server_error_on_upload_is_retried_with_the_whole_file_again(
 
 
 async def test_a_refused_upload_stops_the_submit_and_says_nothing_was_charged(
-    one_era_client: Client, upstream: Upstream, png: Path
+    client: Client, upstream: Upstream, png: Path
 ) -> None:
     upstream.simulator.inject_fault(path_prefix=UPLOAD, status=400, body={"detail": "Invalid file data"})
 
-    result = await one_era_client.call_tool("submit_video", submit_arguments(image=str(png)))
+    result = await client.call_tool("submit_video", submit_arguments(image=str(png)))
 
     assert result.is_error
     assert "Invalid file data" in text_of(result)
@@ -55,12 +55,12 @@ async def test_a_refused_upload_stops_the_submit_and_says_nothing_was_charged(
 
 
 async def test_a_validation_error_from_the_upload_api_is_spelled_out(
-    one_era_client: Client, upstream: Upstream, png: Path
+    client: Client, upstream: Upstream, png: Path
 ) -> None:
     problem = {"detail": [{"type": "missing", "loc": ["body", "file"], "msg": "Field required"}]}
     upstream.simulator.inject_fault(path_prefix=UPLOAD, status=422, body=problem)
 
-    result = await one_era_client.call_tool("upload_image", {"path": str(png)})
+    result = await client.call_tool("upload_image", {"path": str(png)})
 
     assert result.is_error
     assert "body.file: Field required" in text_of(result)
@@ -75,11 +75,11 @@ async def test_a_validation_error_from_the_upload_api_is_spelled_out(
     ],
 )
 async def test_an_upload_answer_that_is_not_a_success_is_an_error(
-    one_era_client: Client, upstream: Upstream, png: Path, answer: dict[str, Any], reported: str
+    client: Client, upstream: Upstream, png: Path, answer: dict[str, Any], reported: str
 ) -> None:
     upstream.simulator.inject_fault(path_prefix=UPLOAD, status=200, body=answer)
 
-    result = await one_era_client.call_tool("upload_image", {"path": str(png)})
+    result = await client.call_tool("upload_image", {"path": str(png)})
 
     assert result.is_error
     assert reported in text_of(result)

@@ -84,6 +84,7 @@ def declared_origins(content: TextResourceContents) -> list[str]:
 # --- A host with MCP Apps ------------------------------------------------------------------------
 
 
+@pytest.mark.each_era
 async def test_the_server_advertises_mcp_apps_and_links_the_video_tools_to_the_player(
     apps_client: Client, mode: Mode
 ) -> None:
@@ -98,6 +99,7 @@ async def test_the_server_advertises_mcp_apps_and_links_the_video_tools_to_the_p
     assert all(ui_of(tool) is None for tool in tools if tool.name in {"list_tasks", "upload_image"})
 
 
+@pytest.mark.each_era
 async def test_the_poll_tool_is_for_the_view_only_and_the_view_can_call_it(
     apps_client: Client, upstream: Upstream
 ) -> None:
@@ -174,6 +176,7 @@ async def test_a_result_origin_seen_in_the_journal_is_declared_when_the_page_is_
     assert "https://videos.cdn.example.org" in after
 
 
+@pytest.mark.each_era
 async def test_the_video_resource_serves_the_saved_copy_as_an_mp4_blob(
     apps_client: Client, upstream: Upstream
 ) -> None:
@@ -220,20 +223,19 @@ async def test_an_expired_link_with_no_copy_is_an_error_that_says_expired(
         await apps_client.read_resource(f"apimp://videos/{task_id}")
 
 
-async def test_a_video_over_the_cap_is_not_offered_to_the_view(
-    apps_client: Client, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    task_id = await submit(apps_client)
-    upstream.simulator.finish_now(task_id)
-    await apps_client.call_tool("wait_for_video", {"task_id": task_id})
-    monkeypatch.setattr(defaults, "UI_VIDEO_BLOB_MAX_BYTES", 1024)
+async def test_a_video_over_the_cap_is_not_offered_to_the_view(upstream: Upstream, tmp_path: Path) -> None:
+    settings = fast_settings(upstream.base_url, tmp_path / "videos", ui_video_max_bytes=1024)
+    async with Client(build_server(settings), extensions=[apps_extension()]) as apps_client:
+        task_id = await submit(apps_client)
+        upstream.simulator.finish_now(task_id)
+        await apps_client.call_tool("wait_for_video", {"task_id": task_id})
 
-    status = structured(await apps_client.call_tool(POLL_TOOL, {"task_id": task_id}))
+        status = structured(await apps_client.call_tool(POLL_TOOL, {"task_id": task_id}))
 
-    assert status["video_resource"] is None
-    assert "open it in the browser" in status["video_resource_note"]
-    with pytest.raises(MCPError, match=r"\(too_large\)"):
-        await apps_client.read_resource(f"apimp://videos/{task_id}")
+        assert status["video_resource"] is None
+        assert "open it in the browser" in status["video_resource_note"]
+        with pytest.raises(MCPError, match=r"\(too_large\)"):
+            await apps_client.read_resource(f"apimp://videos/{task_id}")
 
 
 @pytest.mark.parametrize("uri", ["apimp://videos/task_unknown", "apimp://videos/..%2Fetc"])
@@ -319,6 +321,7 @@ async def test_a_client_without_the_extension_sees_the_lists_it_saw_before(clien
     assert {template.uri_template for template in templates} == {"apimp://tasks/{task_id}"}
 
 
+@pytest.mark.each_era
 async def test_tool_results_are_the_same_with_the_view_on_or_off(
     upstream: Upstream, tmp_path: Path, mode: Mode
 ) -> None:
@@ -356,6 +359,7 @@ def _without_times(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.each_era
 async def test_with_apimp_ui_off_there_is_no_ui_at_all(
     upstream: Upstream, tmp_path: Path, mode: Mode
 ) -> None:

@@ -259,10 +259,10 @@ class PlayerService:
         if not copies:
             copies = await self._save_now(task_id)
         copy = copies[0]
-        if copy.size_bytes > defaults.UI_VIDEO_BLOB_MAX_BYTES:
-            raise VideoUnavailableError(task_id, "too_large", _too_large_note(copy.size_bytes))
+        if copy.size_bytes > self.settings.ui_video_max_bytes:
+            raise VideoUnavailableError(task_id, "too_large", self._too_large_note(copy.size_bytes))
         data = await anyio.Path(copy.path).read_bytes()
-        if sniff_video_type(data[:SIGNATURE_BYTES]) is None or len(data) > defaults.UI_VIDEO_BLOB_MAX_BYTES:
+        if sniff_video_type(data[:SIGNATURE_BYTES]) is None or len(data) > self.settings.ui_video_max_bytes:
             # replaced since it was checked: serve nothing rather than whatever is there now
             raise VideoUnavailableError(task_id, "download_failed", "the saved copy changed; ask again")
         return data
@@ -311,8 +311,8 @@ class PlayerService:
         copies = await self._saved_copies(entry.local_paths) if status == "finished" else []
         resource, note = None, None
         if status == "finished" and entry.video_urls:
-            if copies and copies[0].size_bytes > defaults.UI_VIDEO_BLOB_MAX_BYTES:
-                note = _too_large_note(copies[0].size_bytes)
+            if copies and copies[0].size_bytes > self.settings.ui_video_max_bytes:
+                note = self._too_large_note(copies[0].size_bytes)
             else:
                 resource = f"{VIDEO_RESOURCE_PREFIX}{entry.task_id}"
         quiet = _seconds_between(entry.events[-1].at if entry.events else entry.recorded_at, now)
@@ -364,16 +364,15 @@ class PlayerService:
             return f"about {table.format(entry.estimated_cost)}"
         return f"about {entry.estimated_cost:g} {entry.cost_currency}"
 
+    def _too_large_note(self, size_bytes: int) -> str:
+        cap = self.settings.ui_video_max_bytes // (1024 * 1024)
+        return (
+            f"the saved video is {size_bytes / (1024 * 1024):.0f} MiB, more than the {cap} MiB the view can "
+            "receive through the host; open it in the browser or from the saved file"
+        )
+
 
 def configured_media_origins(settings: Settings) -> list[str]:
     """What is known before any result: APIMP_UI_MEDIA_DOMAINS and APIMP's own origin."""
     base = origin_of(settings.base_url)
     return sorted({*settings.ui_media_domains, *([base] if base else [])})
-
-
-def _too_large_note(size_bytes: int) -> str:
-    cap = defaults.UI_VIDEO_BLOB_MAX_BYTES // (1024 * 1024)
-    return (
-        f"the saved video is {size_bytes / (1024 * 1024):.0f} MiB, more than the {cap} MiB the view can "
-        "receive through the host; open it in the browser or from the saved file"
-    )

@@ -14,7 +14,7 @@ hosts honour no declared origin at all. So the view tries three sources in turn:
 1. the result URL itself, which plays when its origin is declared and the host honours it;
 2. `apimp://videos/{task_id}` through resources/read: the saved copy's bytes as a base64 blob,
    played as a `data:` URI (allowed by every host's default policy), up to
-   `defaults.UI_VIDEO_BLOB_MAX_BYTES`;
+   `APIMP_UI_VIDEO_MAX_BYTES`;
 3. "open in browser" (`ui/open-link`).
 
 The declared origins are APIMP_UI_MEDIA_DOMAINS, the origin of APIMP_BASE_URL and the origins of
@@ -43,7 +43,6 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ApimpError, VideoUnavailableError
 from apimp_video_mcp.models import TASK_ID_PATTERN
@@ -212,7 +211,8 @@ class PlayerApp:
             name="video",
             title="A finished video",
             description="The saved MP4 of a finished task, base64 in a blob (at most "
-            f"{_cap_mib()} MiB): for the player view when the host's policy blocks the result URL.",
+            f"{self._settings.ui_video_max_bytes // (1024 * 1024)} MiB): for the player view when the "
+            "host's policy blocks the result URL.",
             mime_type="video/mp4",
         )
         async def video(task_id: str) -> bytes:
@@ -236,7 +236,3 @@ class PlayerApp:
 
 def _valid_task_id(task_id: str) -> bool:
     return re.fullmatch(TASK_ID_PATTERN, task_id) is not None
-
-
-def _cap_mib() -> int:
-    return defaults.UI_VIDEO_BLOB_MAX_BYTES // (1024 * 1024)
