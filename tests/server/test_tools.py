@@ -9,11 +9,14 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.lowlevel import checkpoint
 from mcp import Client
 
+from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
 from tests.support import Mode, Upstream, fast_settings, structured, text_of
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -316,26 +319,32 @@ async def test_an_expired_video_url_keeps_the_result_and_explains(client: Client
 
 
 @pytest.mark.each_era
-async def test_cancelling_a_wait_stops_polling(client: Client, upstream: Upstream) -> None:
+async def test_cancelling_a_wait_stops_polling(settings: Settings, upstream: Upstream, mode: Mode) -> None:
     upstream.simulator.task_duration_seconds = 60.0
-    task_id = await submit(client)
-    polled = anyio.Event()
+    clock = FakeClock()  # the server polls on it: time passes only as the test lets it
+    polls = len(upstream.simulator.requests_to("/api/generate/status"))
 
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        if len(upstream.simulator.requests_to("/api/generate/status")) >= 2:
-            polled.set()
+    async def let_time_pass(seconds: float) -> None:
+        """Move the server's clock on in poll-sized steps, letting loopback requests finish between."""
+        for _ in range(round(seconds / 0.05)):
+            await clock.run_for(0.05)
+            for _ in range(20):
+                await checkpoint()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as group:
+    async with Client(build_server(settings, clock=clock), mode=mode) as client:
+        task_id = await submit(client)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
 
-            async def wait() -> None:
-                await client.call_tool("wait_for_video", {"task_id": task_id}, progress_callback=on_progress)
+                async def wait() -> None:
+                    await client.call_tool("wait_for_video", {"task_id": task_id})
 
-            group.start_soon(wait)
-            await polled.wait()
-            group.cancel_scope.cancel()
-    count_at_cancel = len(upstream.simulator.requests_to("/api/generate/status"))
-    await anyio.sleep(0.3)  # several poll intervals (0.05 s): any surviving poller would show up
+                group.start_soon(wait)
+                while len(upstream.simulator.requests_to("/api/generate/status")) < polls + 2:
+                    await let_time_pass(0.05)
+                group.cancel_scope.cancel()
+            count_at_cancel = len(upstream.simulator.requests_to("/api/generate/status"))
+            await let_time_pass(5.0)  # a hundred poll intervals: any surviving poller would show up
 
     assert len(upstream.simulator.requests_to("/api/generate/status")) <= count_at_cancel + 1
 
