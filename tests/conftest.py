@@ -7,6 +7,7 @@ sleeps for long, and every wait is bounded by `anyio.fail_after`.
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -116,10 +117,20 @@ ERAS: tuple[Mode, ...] = ("auto", "legacy")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test marked `each_era` runs in both protocol eras: the stateless 2026-07-28 one and the
-    handshake most hosts speak today. The others run in one: what they check is not the protocol's."""
-    if metafunc.definition.get_closest_marker("each_era") is not None:
+    """A test that takes `mode` itself, or is marked `each_era`, runs in both protocol eras: the
+    stateless 2026-07-28 one and the handshake most hosts speak today. The others run in one
+    (their client's era is not what they check), unless they parametrize `mode` themselves."""
+    takes_the_era = "mode" in inspect.signature(metafunc.function).parameters
+    if (takes_the_era or metafunc.definition.get_closest_marker("each_era")) and not _sets_mode(metafunc):
         metafunc.parametrize("mode", ERAS)
+
+
+def _sets_mode(metafunc: pytest.Metafunc) -> bool:
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "mode" in ([name.strip() for name in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
 
 
 @pytest.fixture
