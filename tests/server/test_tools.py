@@ -221,11 +221,14 @@ async def test_get_status_reports_progress_then_the_video_url(client: Client, up
 async def test_wait_for_video_reports_strictly_increasing_progress_and_saves_the_video(
     client: Client, upstream: Upstream, tmp_path: Path
 ) -> None:
+    upstream.simulator.task_duration_seconds = 60.0  # it ends when the test has seen it run
     task_id = await submit(client)
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
+        if len(seen) == 3:
+            upstream.simulator.finish_now(task_id)
 
     with anyio.fail_after(10):
         result = await client.call_tool("wait_for_video", {"task_id": task_id}, progress_callback=on_progress)
