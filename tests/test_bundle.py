@@ -184,6 +184,14 @@ async def test_the_unpacked_bundle_runs_as_the_host_starts_it(
                 refused = await client.call_tool("upload_image", {"path": str(elsewhere / "frame.png")})
 
     manifest = json.loads((extension / "manifest.json").read_text())
+    # A host that runs the uv runtime's entry point itself, rather than mcp_config, gets the same.
+    entry_point = await anyio.run_process(
+        [uv, "run", "--directory", str(extension), manifest["server"]["entry_point"], "--help"],
+        env=host_environment(uv, home),
+        check=False,
+    )
+    assert entry_point.returncode == 0, entry_point.stderr.decode()
+    assert b"usage: apimp-video-mcp" in entry_point.stdout
     assert tools == {tool["name"] for tool in manifest["tools"]}
     assert waited["status"] == "finished"
     saved = Path(str(waited["saved_videos"][0]["path"]))
