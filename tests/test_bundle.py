@@ -28,6 +28,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from apimp_video_mcp.download_network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 from tests.support import structured, text_of
 
@@ -161,7 +162,12 @@ async def test_the_unpacked_bundle_runs_as_the_host_starts_it(
         parameters = StdioServerParameters(
             command=config["command"],
             args=config["args"],
-            env={**host_environment(uv, home), **config["env"]},
+            # The simulator serves its files on loopback, which downloads refuse unless allowed.
+            env={
+                **host_environment(uv, home),
+                "APIMP_DOWNLOAD_ALLOWED_HOSTS": allowance_for(base_url),
+                **config["env"],
+            },
         )
         # uv builds the project and installs its dependencies first: tens of seconds on a cold cache.
         with (tmp_path / "stderr.log").open("w") as errlog, anyio.fail_after(300):
