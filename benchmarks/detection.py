@@ -37,10 +37,12 @@ import httpx2
 from mcp import Client
 from pydantic import SecretStr
 
+from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import VIDEO_MODEL_IDS, generation_time
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import ScaledClock
+from apimp_video_mcp.polling import AdaptiveSchedule, PollHistory, ScaledClock
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import (
     PROGRESS_SHAPES,
@@ -49,6 +51,7 @@ from apimp_video_mcp.simulator import (
     Simulator,
     running_simulator,
 )
+from apimp_video_mcp.simulator.progress import progress_at
 from apimp_video_mcp.store import SqliteTaskStore
 from benchmarks._machine import print_header
 
@@ -272,6 +275,52 @@ async def fixed_interval(population: list[PlannedTask], time_scale: float, inter
     return measure(simulator, f"fixed {interval_seconds:g} s", population, noticed_at)
 
 
+def replay_on_paper(task: PlannedTask, typical_seconds: float, rng: random.Random) -> tuple[float, int]:
+    """The schedule alone, with no machine: the simulator's progress for `task`, polled on paper.
+
+    Returns how late the end is seen and how many polls it took. Beside the measured figures it
+    tells the schedule's own cost from what a loaded machine adds.
+    """
+    schedule = AdaptiveSchedule()
+    seen = PollHistory(typical_duration_seconds=typical_seconds, first_seen=0.0)
+    queued = (
+        0.5 if task.fast_failure else min(task.duration_seconds * 0.5, max(task.duration_seconds * 0.08, 0.5))
+    )
+    now, polls = 0.0, 0
+    while True:
+        polls += 1
+        if now >= task.duration_seconds:
+            return now - task.duration_seconds, polls
+        fraction = (now - queued) / max(task.duration_seconds - queued, 1e-9)
+        status, progress = (
+            ("not_started", 0) if now < queued else ("running", progress_at(task.shape, fraction))
+        )
+        seen.add(
+            now, TaskSnapshot.from_wire({"task_id": "task_paper", "status": status, "progress": progress})
+        )
+        now += schedule.next_delay_seconds(seen, now, rng)
+
+
+def learned_on_paper(task: PlannedTask, history: list[PlannedTask]) -> float:
+    """What `durations.learned_typical_duration` would learn from `history` for this task."""
+    model = [h.duration_seconds for h in history if h.model == task.model and not h.fast_failure]
+    same = [
+        h.duration_seconds
+        for h in history
+        if h.model == task.model
+        and not h.fast_failure
+        and (h.resolution, h.clip_seconds) == (task.resolution, task.clip_seconds)
+    ]
+    enough = len(same) >= defaults.TYPICAL_DURATION_MIN_SAMPLES
+    return typical_duration(task.model, same if enough else model).seconds
+
+
+def on_paper(name: str, population: list[PlannedTask], typical: list[float]) -> Result:
+    rng = random.Random(0)
+    replays = [replay_on_paper(task, seconds, rng) for task, seconds in zip(population, typical, strict=True)]
+    return Result(name, population, [late for late, _ in replays], [polls for _, polls in replays])
+
+
 def verdict(measured: float, target: float) -> str:
     return "met" if measured <= target else "MISSED"
 
@@ -320,6 +369,17 @@ async def run(tasks: int, time_scale: float, seed: int) -> None:
         print()
         print(f"where it goes, {result.name} (by progress shape):")
         print("\n".join(result.by_shape()))
+    paper_empty = on_paper(
+        "paper, empty journal", population, [typical_duration(t.model).seconds for t in population]
+    )
+    paper_history = on_paper(
+        "paper, with history", population, [learned_on_paper(t, history) for t in population]
+    )
+    ideal = statistics.mean(math.ceil(task.duration_seconds / 2.0) + 1 for task in population)
+    print()
+    print("the schedule alone, replayed on paper over the same population (no machine, no event loop):")
+    for result in (paper_empty, paper_history):
+        print(result.row(ideal) + "   (ratio vs an ideal fixed 2 s poller)")
 
 
 def main() -> None:
