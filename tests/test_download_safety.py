@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import running_app, sample_video
@@ -252,7 +253,7 @@ async def test_a_task_listing_fifty_files_saves_only_the_first_few(
     async with Client(build_server(settings)) as client:
         waited = await wait_for(client)
 
-    assert len(waited["saved_videos"]) == settings.download_max_files == 4
+    assert len(waited["saved_videos"]) == 4  # the default APIMP_DOWNLOAD_MAX_FILES
     assert len(saved_files(settings)) == 4
     assert len(files.requests) == 4
     assert "50 videos" in waited["download_error"]
@@ -315,22 +316,19 @@ async def test_a_trickling_body_does_not_hold_the_wait_past_its_deadline(
     assert saved_files(settings) == []
 
 
-async def test_a_download_ends_by_its_own_deadline_and_the_next_wait_says_why(
+async def test_a_download_ends_by_its_own_deadline_and_the_wait_says_why(
     upstream: Upstream, files: HostileFiles, tmp_path: Path
 ) -> None:
     settings = hostile_settings(upstream, files, tmp_path, download_timeout_seconds=0.3)
     answer_finished_with(upstream, [files.url("/trickle.mp4")])
 
     async with Client(build_server(settings)) as client:
-        await see_finished(client)
-        first = await wait_for(client, timeout_seconds=0.05)
-        second = await wait_for(client, timeout_seconds=5)
+        waited = await wait_for(client, timeout_seconds=8)  # far longer than the download's deadline
         with pytest.raises(MCPError, match="APIMP_DOWNLOAD_TIMEOUT"):
             await client.read_resource(f"apimp://videos/{TASK_ID}")
 
-    assert first["saving_in_background"] is True
-    assert second["saving_in_background"] is False
-    assert "APIMP_DOWNLOAD_TIMEOUT" in second["download_error"]
+    assert waited["saving_in_background"] is False
+    assert "APIMP_DOWNLOAD_TIMEOUT" in waited["download_error"]
     assert saved_files(settings) == []
 
 
@@ -350,3 +348,22 @@ async def test_waiting_again_returns_the_file_the_background_download_saved(
     [saved] = second["saved_videos"]
     assert Path(saved["path"]).read_bytes() == sample_video()
     assert second["saving_in_background"] is False
+
+
+async def test_the_video_resource_answers_still_saving_by_its_deadline_then_serves_the_copy(
+    upstream: Upstream, files: HostileFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defaults, "UI_SAVE_CALL_TIMEOUT_SECONDS", 0.05)
+    settings = hostile_settings(upstream, files, tmp_path)
+    answer_finished_with(upstream, [files.url("/gated.mp4")])
+
+    async with Client(build_server(settings)) as client:
+        await see_finished(client)
+        with anyio.fail_after(10), pytest.raises(MCPError, match=r"\(saving\)"):
+            await client.read_resource(f"apimp://videos/{TASK_ID}")
+        files.gate.set()
+        await wait_for(client, timeout_seconds=5)
+        [content] = (await client.read_resource(f"apimp://videos/{TASK_ID}")).contents
+
+    assert isinstance(content, BlobResourceContents)
+    assert base64.b64decode(content.blob) == sample_video()

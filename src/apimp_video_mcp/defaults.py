@@ -110,8 +110,9 @@ UI_POLL_MAX_INTERVAL_SECONDS: Final = 15.0
 # view gets the last known status (and asks again) instead of waiting on a slow APIMP.
 UI_STATUS_CALL_TIMEOUT_SECONDS: Final = 10.0
 # Reading the video resource saves the video first when no copy exists: the read waits this long for
-# the save (which goes on in the background) and otherwise answers "still saving", well inside 60 s.
-UI_SAVE_CALL_TIMEOUT_SECONDS: Final = 30.0
+# the save (which goes on in the background), then answers "still saving" and the view asks again.
+# Under the view's own 30 s request timeout, so the view hears the answer rather than a timeout.
+UI_SAVE_CALL_TIMEOUT_SECONDS: Final = 20.0
 # The fallback sends the saved video through resources/read as base64 (a third larger) and plays
 # it as a data: URI. An 8 s 1080p clip is about 5-20 MB and Chromium decodes a 32 MiB data: URI in
 # under a second (measured), but every byte crosses the host's JSON messages, so larger files
