@@ -5,6 +5,7 @@ The store's own contract, on both backends, is tested in `tests/store/`.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import threading
@@ -37,8 +38,10 @@ async def test_submit_video_records_the_task_before_it_returns(client: Client) -
     listed = structured(await client.call_tool("list_tasks", {}))
 
     [entry] = listed["tasks"]
+    whole = json.loads((await client.read_resource(f"apimp://tasks/{task_id}")).contents[0].text)  # type: ignore[union-attr]
     assert entry["task_id"] == task_id
-    assert entry["request"] == SUBMIT
+    assert entry["prompt_preview"] == SUBMIT["input"]["prompt"]  # type: ignore[index]
+    assert whole["request"] == SUBMIT
     assert entry["model"] == SUBMIT["model"]
     assert task_id in text_of(await client.call_tool("list_tasks", {"status": "not_started"}))
 
@@ -72,11 +75,13 @@ async def test_a_submit_with_an_unknown_outcome_is_kept_and_the_model_is_told(
         listed = structured(await client.call_tool("list_tasks", {"status": "submit_outcome_unknown"}))
         [entry] = listed["tasks"]
         lookup = await client.call_tool("get_status", {"task_id": entry["entry_id"]})
+        [contents] = (await client.read_resource(f"apimp://tasks/{entry['entry_id']}")).contents
+        whole = json.loads(contents.text)  # type: ignore[union-attr]
 
     assert failed.is_error
     assert "may have been created" in text_of(failed)
     assert entry["entry_id"] in text_of(failed)
-    assert entry["request"] == SUBMIT
+    assert whole["request"] == SUBMIT
     assert entry["task_id"] is None
     assert lookup.is_error
     assert "unknown" in text_of(lookup)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -165,6 +166,33 @@ class Settings(BaseModel):
     @property
     def budget_zone(self) -> tzinfo:
         return _zone(self.budget_timezone)
+
+    @field_validator("api_key")
+    @classmethod
+    def _header_safe_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """The key goes into an HTTP header: anything but printable ASCII would be refused there (or,
+        with a line break, split it), and an HTTP library's debug log would print it. The message
+        names the rule, never the value."""
+        if key is not None and not all("!" <= char <= "~" for char in key.get_secret_value()):
+            raise ValueError(
+                "must be printable ASCII with no spaces, tabs, line breaks or control characters (check "
+                "for a stray newline, space or quote where it was pasted)"
+            )
+        return key
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        """An http(s) URL with a host; the message never repeats it (it may hold credentials)."""
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("must be an http(s) URL with a host, such as https://api.apimp.ai")
+        return url
 
     @field_validator("download_dir")
     @classmethod

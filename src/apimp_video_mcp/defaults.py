@@ -84,6 +84,21 @@ JOURNAL_BUSY_TIMEOUT_SECONDS: Final = 5.0
 # the log.
 JOURNAL_RETRY_DELAYS_SECONDS: Final = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 
+# --- Bounds on what a caller sends ----------------------------------------------------------------
+# Google's Vertex AI model pages give no prompt limit; the Gemini API's Veo model page gives a
+# text input of 1,024 tokens, about 4,000 characters of English. Counting tokens needs Google's
+# tokenizer, so the cap is on characters, twice that: it refuses what could never fit (and keeps
+# megabytes out of the request, the journal and every listing), and leaves the exact token count
+# to the upstream, whose refusal costs nothing.
+PROMPT_MAX_CHARS: Final = 8_000
+# metadata holds Veo's flat parameters plus keys passed through; these bounds are far beyond any
+# documented use and keep a hostile caller from storing or forwarding megabytes or deep nesting.
+METADATA_MAX_KEYS: Final = 64
+METADATA_MAX_DEPTH: Final = 8
+METADATA_MAX_BYTES: Final = 16 * 1024
+# list_tasks and apimp://tasks show this much of each prompt (apimp://tasks/{id} shows all of it).
+PROMPT_PREVIEW_CHARS: Final = 160
+
 # --- Streamable HTTP transport -------------------------------------------------------------
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
 # --- Per-principal limits (authenticated HTTP callers) -------------------------------------------

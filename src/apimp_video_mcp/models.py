@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from apimp_video_mcp import defaults
+from apimp_video_mcp import defaults, json_limits
 from apimp_video_mcp.catalog import (
     MODEL_SPECS,
     RETIRED_MODELS,
@@ -113,7 +113,7 @@ class VeoMetadata(BaseModel):
         extra="allow",
         populate_by_name=True,
         serialize_by_alias=True,
-        json_schema_extra={"additionalProperties": True},
+        json_schema_extra={"additionalProperties": True, "maxProperties": defaults.METADATA_MAX_KEYS},
     )
 
     duration_seconds: DurationSeconds | None = Field(
@@ -135,6 +135,7 @@ class VeoMetadata(BaseModel):
     negative_prompt: str | None = Field(
         default=None,
         alias="negativePrompt",
+        max_length=defaults.PROMPT_MAX_CHARS,
         description="What should NOT appear in the video, e.g. 'text overlays, blurry faces'.",
     )
     person_generation: PersonGeneration | None = Field(
@@ -171,6 +172,29 @@ class VeoMetadata(BaseModel):
         description="Whether to generate a soundtrack along with the video.",
     )
 
+    @model_validator(mode="after")
+    def _bounded(self) -> VeoMetadata:
+        """The keys passed through are whatever a caller sends: bound them before they go anywhere."""
+        extra = self.model_extra or {}
+        keys = len(self.model_fields_set) + len(extra)
+        if keys > defaults.METADATA_MAX_KEYS:
+            raise ValueError(f"metadata has {keys} keys; at most {defaults.METADATA_MAX_KEYS} are allowed")
+        levels = json_limits.depth(extra)  # the metadata object itself is the first level
+        if levels > defaults.METADATA_MAX_DEPTH:
+            raise ValueError(
+                f"metadata is nested {levels} levels deep; at most {defaults.METADATA_MAX_DEPTH} are allowed"
+            )
+        size = json_limits.encoded_bytes(extra)
+        if size > defaults.METADATA_MAX_BYTES:
+            raise ValueError(
+                f"metadata's other keys take {size} bytes of JSON; at most {defaults.METADATA_MAX_BYTES} "
+                "bytes are allowed"
+            )
+        where = json_limits.non_finite_path(extra, "metadata")
+        if where is not None:
+            raise ValueError(f"{where} must be a finite number: JSON has no NaN or infinity")
+        return self
+
 
 class VideoInput(BaseModel):
     """The `input` object of an APIMP generation request."""
@@ -179,10 +203,12 @@ class VideoInput(BaseModel):
 
     prompt: str = Field(
         min_length=1,
+        max_length=defaults.PROMPT_MAX_CHARS,
         # The pattern is published for the model to see; the validator below gives the clear message.
         json_schema_extra={"pattern": r"\S"},
         description="Description of the video to generate: subject, action, setting, camera, style, "
-        "sound. Required, not blank.",
+        f"sound. Required, not blank, at most {defaults.PROMPT_MAX_CHARS} characters (Veo reads about "
+        "1,024 tokens: roughly 4,000 characters of English).",
     )
     size: str | None = Field(
         default=None,
@@ -212,7 +238,9 @@ class VideoInput(BaseModel):
     metadata: VeoMetadata | None = Field(
         default=None,
         description="Model-specific parameters passed through to the model. The documented Veo fields "
-        "are listed; any other key is passed through as-is.",
+        f"are listed; any other key is passed through as-is. At most {defaults.METADATA_MAX_KEYS} keys, "
+        f"nested at most {defaults.METADATA_MAX_DEPTH} levels deep, the other keys at most "
+        f"{defaults.METADATA_MAX_BYTES} bytes of JSON, numbers finite (no NaN or infinity).",
     )
 
     @field_validator("prompt")

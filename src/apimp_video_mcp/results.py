@@ -15,7 +15,7 @@ from apimp_video_mcp.budget import Spending
 from apimp_video_mcp.catalog import VideoModelId
 from apimp_video_mcp.models import EffectiveFormat, TaskSnapshot, TaskStatus
 from apimp_video_mcp.pricing import CostEstimate
-from apimp_video_mcp.store import EntryStatus, JournalEntry
+from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskSummary
 
 
 def status_headline(
@@ -231,7 +231,7 @@ def describe_cost(cost: CostEstimate) -> str:
 class TaskList(BaseModel):
     """Tasks from the journal, newest first, with the estimated spend of today and this month."""
 
-    tasks: list[JournalEntry]
+    tasks: list[TaskSummary]
     status_filter: EntryStatus | None = None
     spending: Spending | None = Field(default=None, description="Estimated spend today and this month.")
 

@@ -222,6 +222,7 @@ class VideoService:
                 currency=cost.currency,
             )
         except Exception as exc:
+            logger.exception("the task journal could not record a submit, which was not sent")
             raise JournalUnavailableError(
                 f"The task journal could not record the request ({describe_failure(exc)}), so the video "
                 "was NOT submitted and nothing was charged. Check APIMP_JOURNAL (free disk space, write "
@@ -502,8 +503,8 @@ class VideoService:
         self, *, status: EntryStatus | None = None, limit: int = 20, principal: Principal = LOCAL_PRINCIPAL
     ) -> TaskList:
         """The principal's newest tasks in the journal, and their estimated spend today and this month."""
-        entries = await self.journal.recent(principal=principal.id, status=status, limit=limit)
-        return TaskList(tasks=entries, status_filter=status, spending=await self.spending(principal))
+        summaries = await self.journal.summaries(principal=principal.id, status=status, limit=limit)
+        return TaskList(tasks=summaries, status_filter=status, spending=await self.spending(principal))
 
     async def wait(
         self,

@@ -32,7 +32,9 @@ async def test_tools_submit_wait_and_list_through_a_postgresql_journal(
         status = structured(await client.call_tool("get_status", {"task_id": task_id}))
 
     assert waited["status"] == "finished"
-    assert [(entry["task_id"], entry["request"]) for entry in listed["tasks"]] == [(task_id, SUBMIT)]
+    assert [(entry["task_id"], entry["prompt_preview"]) for entry in listed["tasks"]] == [
+        (task_id, SUBMIT["input"]["prompt"])  # type: ignore[index]
+    ]
     assert status["source"] == "journal"
     assert status["video_urls"] == waited["video_urls"]
 

@@ -12,6 +12,7 @@ from apimp_video_mcp.store.records import (
     JournalEntry,
     SubmitState,
     TaskEvent,
+    TaskSummary,
 )
 from apimp_video_mcp.store.selection import is_postgres_url, task_store_for
 from apimp_video_mcp.store.sqlite import MEMORY, SqliteTaskStore
@@ -25,6 +26,7 @@ __all__ = [
     "SubmitState",
     "TaskEvent",
     "TaskStore",
+    "TaskSummary",
     "is_postgres_url",
     "task_store_for",
 ]

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.store.records import EntryStatus, FinishedGeneration, JournalEntry
+from apimp_video_mcp.store.records import EntryStatus, FinishedGeneration, JournalEntry, TaskSummary
 
 
 class TaskStore(Protocol):
@@ -82,3 +82,8 @@ class TaskStore(Protocol):
         """The model's most recent finished tasks of every principal, newest first, as the poll
         schedule learns typical durations from them (`durations`): APIMP's created and finished
         times, and the request without its prompt and images. Durations reveal nothing of a task."""
+
+    async def summaries(
+        self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
+    ) -> list[TaskSummary]:
+        """Like `recent`, without the requests: each prompt cut to a preview (the listing's shape)."""

@@ -34,8 +34,10 @@ from apimp_video_mcp.store.records import (
     FinishedGeneration,
     JournalEntry,
     TaskEvent,
+    TaskSummary,
     new_entry_id,
     stored_entry,
+    stored_summary,
 )
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -187,6 +189,27 @@ class PostgresTaskStore:
                 {"principal": principal, "status": status, "limit": limit},
             )
             return [_entry(row) for row in await cursor.fetchall()]
+
+    async def summaries(
+        self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
+    ) -> list[TaskSummary]:
+        """Newest first, without the requests: the server cuts each prompt, so none is sent whole."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT entry_id, task_id, model, submit_state, status, progress, video_urls, local_paths,"
+                " estimated_cost, cost_currency, error_message, created_time, finished_time,"
+                " recorded_at, updated_at,"
+                " left(request -> 'input' ->> 'prompt', %(head)s) AS prompt_head FROM tasks"
+                " WHERE principal = %(principal)s AND (%(status)s::text IS NULL OR status = %(status)s)"
+                " ORDER BY recorded_at DESC, seq DESC LIMIT %(limit)s",
+                {
+                    "principal": principal,
+                    "status": status,
+                    "limit": limit,
+                    "head": defaults.PROMPT_PREVIEW_CHARS + 1,
+                },
+            )
+            return [stored_summary(_with_iso_times(row)) for row in await cursor.fetchall()]
 
     async def submissions_since(self, *, principal: str, since: str) -> list[JournalEntry]:
         async with self._connection() as conn:
@@ -351,10 +374,12 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
+def _with_iso_times(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {**row, "recorded_at": _timestamp(row["recorded_at"]), "updated_at": _timestamp(row["updated_at"])}
+
+
 def _entry(row: Mapping[str, Any]) -> JournalEntry:
-    return stored_entry(
-        {**row, "recorded_at": _timestamp(row["recorded_at"]), "updated_at": _timestamp(row["updated_at"])}
-    )
+    return stored_entry(_with_iso_times(row))
 
 
 def _first_line(exc: Exception) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from apimp_video_mcp import defaults
 from apimp_video_mcp.models import TERMINAL_STATUSES, TaskFile, TaskSnapshot
 
 # How a submit ended. "sending" survives only if the server died during the request; it is read
@@ -73,6 +74,61 @@ class JournalEntry(BaseModel):
             error_message=self.error_message,
             files=[TaskFile(file_url=url, file_type="video") for url in self.video_urls],
         )
+
+
+class TaskSummary(BaseModel):
+    """One task as a listing shows it: everything but the request, whose prompt is cut to a preview.
+
+    A listing of many tasks must stay small whatever their requests hold; the whole entry, request
+    and events included, is one task's resource (apimp://tasks/{task_id}).
+    """
+
+    entry_id: str = Field(
+        description="The journal's own id; the only handle of a submit whose outcome is unknown."
+    )
+    task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
+    model: str | None
+    prompt_preview: str | None = Field(
+        description=f"The prompt's first {defaults.PROMPT_PREVIEW_CHARS} characters (… when cut)."
+    )
+    status: EntryStatus
+    progress: int | None
+    video_urls: list[str]
+    local_paths: list[str]
+    estimated_cost: float | None = Field(
+        default=None, description="The estimate recorded when it was submitted (an estimate, not the bill)."
+    )
+    cost_currency: str | None = Field(default=None, description="The unit of estimated_cost.")
+    error_message: str | None
+    created_time: str | None = Field(description="When APIMP created the task, as APIMP wrote it.")
+    finished_time: str | None
+    recorded_at: str = Field(description="When the journal first recorded the task (UTC).")
+    updated_at: str = Field(description="When the journal last changed (UTC).")
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def prompt_preview(prompt_head: object) -> str | None:
+    """The preview of a prompt from its first PROMPT_PREVIEW_CHARS + 1 characters (read by the store)."""
+    if not isinstance(prompt_head, str):
+        return None
+    if len(prompt_head) <= defaults.PROMPT_PREVIEW_CHARS:
+        return prompt_head
+    return prompt_head[: defaults.PROMPT_PREVIEW_CHARS] + "…"
+
+
+def stored_summary(columns: Mapping[str, Any]) -> TaskSummary:
+    """A summary from a backend's row, whose `prompt_head` holds the prompt's first characters."""
+    submit_state = columns["submit_state"]
+    return TaskSummary.model_validate(
+        {
+            **columns,
+            "prompt_preview": prompt_preview(columns.get("prompt_head")),
+            "status": columns["status"] if submit_state == "accepted" else "submit_outcome_unknown",
+        }
+    )
 
 
 def new_entry_id() -> str:

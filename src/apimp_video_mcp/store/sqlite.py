@@ -28,8 +28,10 @@ from apimp_video_mcp.store.records import (
     FinishedGeneration,
     JournalEntry,
     TaskEvent,
+    TaskSummary,
     new_entry_id,
     stored_entry,
+    stored_summary,
 )
 
 T = TypeVar("T")
@@ -206,6 +208,22 @@ class SqliteTaskStore:
 
         return await self._run(select)
 
+    async def summaries(
+        self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
+    ) -> list[TaskSummary]:
+        """Newest first, without the requests: SQLite cuts each prompt, so no request is read whole."""
+
+        def select(db: sqlite3.Connection) -> list[TaskSummary]:
+            query = _SUMMARY_SELECT + " WHERE principal = ?"
+            parameters: tuple[Any, ...] = (defaults.PROMPT_PREVIEW_CHARS + 1, principal)
+            if status is not None:
+                query += " AND status = ?"
+                parameters = (*parameters, status)
+            query += " ORDER BY recorded_at DESC, rowid DESC LIMIT ?"
+            return [_summary(row) for row in db.execute(query, (*parameters, limit))]
+
+        return await self._run(select)
+
     async def submissions_since(self, *, principal: str, since: str) -> list[JournalEntry]:
         """The principal's own submits recorded at or after `since`, oldest first."""
 
@@ -305,6 +323,24 @@ def _write_snapshot(db: sqlite3.Connection, entry_id: str, snapshot: TaskSnapsho
             "INSERT INTO task_events (entry_id, at, status, progress) VALUES (?, ?, ?, ?)",
             (entry_id, now, snapshot.status, snapshot.progress),
         )
+
+
+_SUMMARY_SELECT: Final = (
+    "SELECT entry_id, task_id, model, submit_state, status, progress, video_urls_json, local_paths_json,"
+    " estimated_cost, cost_currency, error_message, created_time, finished_time, recorded_at, updated_at,"
+    " substr(json_extract(request_json, '$.input.prompt'), 1, ?) AS prompt_head FROM tasks"
+)
+
+
+def _summary(row: sqlite3.Row) -> TaskSummary:
+    columns = dict(zip(row.keys(), row, strict=True))
+    return stored_summary(
+        {
+            **columns,
+            "video_urls": json.loads(columns["video_urls_json"]),
+            "local_paths": json.loads(columns["local_paths_json"]),
+        }
+    )
 
 
 def _entry(row: sqlite3.Row) -> JournalEntry:

@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx2
@@ -143,7 +144,8 @@ class ApimpClient:
                 delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
                 if delay is None:
                     raise UpstreamUnreachableError(
-                        f"Could not connect to APIMP at {self._http.base_url} ({type(exc).__name__}); "
+                        f"Could not connect to APIMP at {_without_credentials(str(self._http.base_url))} "
+                        f"({type(exc).__name__}); "
                         "the video was not submitted and nothing was charged. Check APIMP_BASE_URL "
                         "and the network, then try again."
                     ) from None
@@ -301,6 +303,13 @@ def _accepted_task(data: dict[str, Any], response: httpx2.Response) -> TaskSnaps
             f"({_excerpt(response)}). {_MAY_EXIST}"
         )
     return snapshot
+
+
+def _without_credentials(url: str) -> str:
+    """A URL fit for a message: any user name and password in it are left out."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def _excerpt(response: httpx2.Response) -> str:
