@@ -115,6 +115,8 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_BUDGET_MONTHLY",
             "APIMP_BUDGET_TIMEZONE",
             "APIMP_CONFIRM_ABOVE",
+            "APIMP_JOURNAL_RETENTION_DAYS",
+            "APIMP_JOURNAL_PRUNE_VIDEOS",
         ]
     )
 

@@ -88,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list who holds keys (never the keys)")
     revoke = key_commands.add_parser("revoke", help="remove every key of NAME")
     revoke.add_argument("name")
+    prune = commands.add_parser(
+        "prune-journal",
+        help="forget finished and failed tasks older than the retention (APIMP_JOURNAL_RETENTION_DAYS)",
+    )
+    prune.add_argument(
+        "--older-than-days",
+        type=float,
+        default=None,
+        help="prune tasks that ended more than this many days ago (default: the retention; 0: all)",
+    )
+    prune.add_argument(
+        "--delete-videos",
+        action="store_true",
+        default=None,
+        help="also delete their saved videos (only files inside APIMP_DOWNLOAD_DIR)",
+    )
     return parser
 
 
@@ -102,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             anyio.run(_simulate_only, args)
         elif args.command == "keys":
             _keys(args)
+        elif args.command == "prune-journal":
+            anyio.run(_prune_journal, args)
         else:
             anyio.run(_serve, args)
     except ConfigurationError as exc:
@@ -168,6 +186,28 @@ def with_upload_roots(settings: Settings, folders: Sequence[str]) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(error["msg"] for error in exc.errors())
         raise ConfigurationError(f"Invalid configuration: --upload-roots: {problems}") from None
+
+
+async def _prune_journal(args: argparse.Namespace) -> None:
+    """Prune the journal the environment names, once, and say what went (the server need not stop)."""
+    from apimp_video_mcp.retention import JournalRetention
+    from apimp_video_mcp.store import task_store_for
+
+    if args.older_than_days is not None and args.older_than_days < 0:
+        raise ConfigurationError("--older-than-days must be 0 or more")
+    settings = Settings.from_env()
+    journal = task_store_for(settings.journal_path)
+    retention = JournalRetention(
+        journal,
+        retention_days=settings.journal_retention_days,
+        delete_videos=settings.journal_prune_videos,
+        download_dir=settings.download_dir,
+    )
+    try:
+        report = await retention.prune(older_than_days=args.older_than_days, delete_videos=args.delete_videos)
+    finally:
+        await journal.close()
+    print(report.summary())
 
 
 async def _simulate_only(args: argparse.Namespace) -> None:

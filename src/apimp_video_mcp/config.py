@@ -130,6 +130,10 @@ class Settings(BaseModel):
     trusted_proxies: str = "127.0.0.1"
     # A JSON line per tool call: "stderr", or a file to append to. Unset: no access log.
     access_log: str | None = None
+    # Finished and failed tasks unchanged this many days are pruned from the journal (0: never);
+    # with journal_prune_videos their saved videos (inside download_dir) are deleted too.
+    journal_retention_days: Annotated[float, Field(ge=0)] = defaults.JOURNAL_RETENTION_DAYS
+    journal_prune_videos: bool = False
     # The price table estimates come from: Google's list prices unless APIMP_PRICES gives the user's own.
     price_table: PriceTable = Field(default_factory=google_list_prices)
     budget_daily: Amount | None = None
@@ -350,6 +354,8 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "budget_monthly": "APIMP_BUDGET_MONTHLY",
     "budget_timezone": "APIMP_BUDGET_TIMEZONE",
     "confirm_above_cost": "APIMP_CONFIRM_ABOVE",
+    "journal_retention_days": "APIMP_JOURNAL_RETENTION_DAYS",
+    "journal_prune_videos": "APIMP_JOURNAL_PRUNE_VIDEOS",
 }
 
 

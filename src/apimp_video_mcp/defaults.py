@@ -83,6 +83,13 @@ JOURNAL_BUSY_TIMEOUT_SECONDS: Final = 5.0
 # outlast another process's long transaction, short enough to give up while someone still reads
 # the log.
 JOURNAL_RETRY_DELAYS_SECONDS: Final = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+# Finished and failed tasks unchanged this long are pruned (0 keeps everything). Long: the journal
+# is the user's record of what was paid for, and a row costs about a kilobyte.
+JOURNAL_RETENTION_DAYS: Final = 90.0
+# The first prune waits until the server has settled (a host is waiting for its tool list), then
+# one runs a day: retention is counted in days, so pruning more often would gain nothing.
+JOURNAL_PRUNE_FIRST_DELAY_SECONDS: Final = 60.0
+JOURNAL_PRUNE_INTERVAL_SECONDS: Final = 24 * 3600.0
 
 # --- Bounds on what a caller sends ----------------------------------------------------------------
 # Google's Vertex AI model pages give no prompt limit; the Gemini API's Veo model page gives a

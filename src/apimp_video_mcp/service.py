@@ -60,6 +60,7 @@ from apimp_video_mcp.results import (
     UploadResult,
     WaitResult,
 )
+from apimp_video_mcp.retention import JournalRetention
 from apimp_video_mcp.saving import SaveOutcome, VideoSaver
 from apimp_video_mcp.status_sharing import SharedStatus
 from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskStore
@@ -119,6 +120,13 @@ class VideoService:
         self._owners: dict[str, Principal] = {}
         # A limited principal's check-then-record runs one at a time, so parallel submits all count.
         self._limit_locks: dict[str, anyio.Lock] = {}
+        self.retention = JournalRetention(
+            journal,
+            retention_days=settings.journal_retention_days,
+            delete_videos=settings.journal_prune_videos,
+            download_dir=settings.download_dir,
+            clock=clock,
+        )
         # Without a policy from the server (which knows the transport), only configured roots count.
         self.uploads = ImageUploader(
             client,
@@ -153,15 +161,20 @@ class VideoService:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoService]:
-        """Run the background work (pollers, journal retries, shared requests, downloads) while the block
-        lasts."""
+        """Run the background work (pollers, journal retries, shared requests, downloads, pruning)
+        while the block lasts."""
         async with (
             self.journal_retry.running(),
             self.pollers.running(),
             self.statuses.running(),
             self.saver.running(),
+            anyio.create_task_group() as group,
         ):
-            yield self
+            group.start_soon(self.retention.run_periodically)
+            try:
+                yield self
+            finally:
+                group.cancel_scope.cancel()
 
     async def submit(
         self,

@@ -19,7 +19,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.store.records import EntryStatus, FinishedGeneration, JournalEntry, TaskSummary
+from apimp_video_mcp.store.records import (
+    EntryStatus,
+    FinishedGeneration,
+    JournalEntry,
+    PrunedTasks,
+    TaskSummary,
+)
 
 
 class TaskStore(Protocol):
@@ -82,6 +88,11 @@ class TaskStore(Protocol):
         """The model's most recent finished tasks of every principal, newest first, as the poll
         schedule learns typical durations from them (`durations`): APIMP's created and finished
         times, and the request without its prompt and images. Durations reveal nothing of a task."""
+
+    async def prune(self, *, updated_before: datetime) -> PrunedTasks:
+        """Forget finished and failed tasks unchanged since `updated_before`, with their events, whoever
+        they belong to. Tasks still running and submits whose outcome is unknown (receipts) are kept.
+        """
 
     async def summaries(
         self, *, principal: str, status: EntryStatus | None = None, limit: int = 20

@@ -138,6 +138,13 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE tasks ADD COLUMN cost_currency TEXT",
         ),
     ),
+    Migration(
+        version=5,
+        description="an index for listing one status of a principal, newest first",
+        # SQLite walks the index backwards for "newest first", its rowid tiebreak included.
+        sqlite=("CREATE INDEX tasks_by_status ON tasks (principal, status, recorded_at)",),
+        postgresql=("CREATE INDEX tasks_by_status ON tasks (principal, status, recorded_at DESC, seq DESC)",),
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1].version

@@ -33,6 +33,7 @@ from apimp_video_mcp.store.records import (
     EntryStatus,
     FinishedGeneration,
     JournalEntry,
+    PrunedTasks,
     TaskEvent,
     TaskSummary,
     new_entry_id,
@@ -189,6 +190,24 @@ class PostgresTaskStore:
                 {"principal": principal, "status": status, "limit": limit},
             )
             return [_entry(row) for row in await cursor.fetchall()]
+
+    async def prune(self, *, updated_before: datetime) -> PrunedTasks:
+        """Forget ended tasks unchanged since `updated_before`; their events go with them (cascade)."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "WITH doomed AS (DELETE FROM tasks WHERE submit_state = 'accepted'"
+                " AND status IN ('finished', 'failed') AND updated_at < %s RETURNING entry_id, local_paths)"
+                " SELECT entry_id, local_paths,"
+                " (SELECT count(*) FROM task_events WHERE task_events.entry_id = doomed.entry_id) AS events"
+                " FROM doomed",
+                (updated_before,),
+            )
+            rows = await cursor.fetchall()
+        return PrunedTasks(
+            tasks=len(rows),
+            events=sum(row["events"] for row in rows),
+            local_paths=[path for row in rows for path in row["local_paths"]],
+        )
 
     async def summaries(
         self, *, principal: str, status: EntryStatus | None = None, limit: int = 20

@@ -131,6 +131,14 @@ def stored_summary(columns: Mapping[str, Any]) -> TaskSummary:
     )
 
 
+class PrunedTasks(BaseModel):
+    """What a prune removed: tasks, their events, and where their videos had been saved."""
+
+    tasks: int
+    events: int
+    local_paths: list[str] = Field(description="Saved videos of the pruned tasks (the files are left alone).")
+
+
 def new_entry_id() -> str:
     """The journal's own id for an entry: random, so instances sharing a store never collide."""
     return f"entry_{secrets.token_hex(8)}"

@@ -27,6 +27,7 @@ from apimp_video_mcp.store.records import (
     EntryStatus,
     FinishedGeneration,
     JournalEntry,
+    PrunedTasks,
     TaskEvent,
     TaskSummary,
     new_entry_id,
@@ -208,6 +209,30 @@ class SqliteTaskStore:
 
         return await self._run(select)
 
+    async def prune(self, *, updated_before: datetime) -> PrunedTasks:
+        """Forget ended tasks unchanged since `updated_before`; their events go with them (cascade)."""
+        cutoff = updated_before.astimezone(UTC).isoformat(timespec="milliseconds")
+
+        def delete(db: sqlite3.Connection) -> PrunedTasks:
+            doomed = db.execute(
+                f"SELECT entry_id, local_paths_json FROM tasks WHERE {_PRUNABLE} AND updated_at < ?",
+                (cutoff,),
+            ).fetchall()
+            ids = [row["entry_id"] for row in doomed]
+            events = 0
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                batch = ids[start : start + _IDS_PER_STATEMENT]
+                marks = ",".join("?" * len(batch))
+                (count,) = db.execute(
+                    f"SELECT count(*) FROM task_events WHERE entry_id IN ({marks})", batch
+                ).fetchone()
+                events += count
+                db.execute(f"DELETE FROM tasks WHERE entry_id IN ({marks})", batch)
+            paths = [path for row in doomed for path in json.loads(row["local_paths_json"])]
+            return PrunedTasks(tasks=len(ids), events=events, local_paths=paths)
+
+        return await self._run(delete)
+
     async def summaries(
         self, *, principal: str, status: EntryStatus | None = None, limit: int = 20
     ) -> list[TaskSummary]:
@@ -324,6 +349,11 @@ def _write_snapshot(db: sqlite3.Connection, entry_id: str, snapshot: TaskSnapsho
             (entry_id, now, snapshot.status, snapshot.progress),
         )
 
+
+# Ended tasks that were accepted; a submit whose outcome is unknown is a receipt and is kept.
+_PRUNABLE: Final = "submit_state = 'accepted' AND status IN ('finished', 'failed')"
+# SQLite's default limit on parameters per statement is 999 (older builds) or 32766.
+_IDS_PER_STATEMENT: Final = 500
 
 _SUMMARY_SELECT: Final = (
     "SELECT entry_id, task_id, model, submit_state, status, progress, video_urls_json, local_paths_json,"
