@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -12,18 +11,11 @@ import pytest
 from apimp_video_mcp import defaults
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
-from apimp_video_mcp.store import TaskStore, is_postgres_url, task_store_for
+from apimp_video_mcp.store import TaskStore, is_postgres_url
 
 pytestmark = pytest.mark.anyio
 
 VEO = "veo-3.1-generate-preview"
-
-
-@pytest.fixture
-async def journal(location: str) -> AsyncIterator[TaskStore]:
-    opened = task_store_for(location)
-    yield opened
-    await opened.close()
 
 
 async def task(journal: TaskStore, task_id: str, *statuses: str, prompt: str = "a heron") -> str:

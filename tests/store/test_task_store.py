@@ -6,7 +6,6 @@ on a database of its own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from functools import partial
 
 import anyio
@@ -19,13 +18,6 @@ from apimp_video_mcp.store import TaskStore, task_store_for
 pytestmark = pytest.mark.anyio
 
 VEO = "veo-3.1-generate-preview"
-
-
-@pytest.fixture
-async def journal(location: str) -> AsyncIterator[TaskStore]:
-    opened = task_store_for(location)
-    yield opened
-    await opened.close()
 
 
 def snapshot(task_id: str, status: str, progress: int | None = None) -> TaskSnapshot:

@@ -25,21 +25,15 @@ class TaskEvent(BaseModel):
     progress: int | None
 
 
-class JournalEntry(BaseModel):
-    """Everything known about one task."""
+class TaskRecord(BaseModel):
+    """What both the whole entry and a listing's summary say of a task."""
 
     entry_id: str = Field(
         description="The journal's own id; the only handle of a submit whose outcome is unknown."
     )
     task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
-    principal: str = Field(
-        default="local", description="Who the task belongs to: 'local' on stdio, else the caller's principal."
-    )
     model: str | None
-    request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
-    submit_state: SubmitState
     status: EntryStatus
-    upstream_status: str | None
     progress: int | None
     video_urls: list[str]
     local_paths: list[str]
@@ -52,13 +46,24 @@ class JournalEntry(BaseModel):
     finished_time: str | None
     recorded_at: str = Field(description="When the journal first recorded the task (UTC).")
     updated_at: str = Field(description="When the journal last changed (UTC).")
-    events: list[TaskEvent] = Field(
-        default_factory=list, description="Every status change seen, oldest first."
-    )
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class JournalEntry(TaskRecord):
+    """Everything known about one task."""
+
+    principal: str = Field(
+        default="local", description="Who the task belongs to: 'local' on stdio, else the caller's principal."
+    )
+    request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
+    submit_state: SubmitState
+    upstream_status: str | None
+    events: list[TaskEvent] = Field(
+        default_factory=list, description="Every status change seen, oldest first."
+    )
 
     def to_snapshot(self) -> TaskSnapshot:
         """The last status seen, as if APIMP had just said it (for tasks that can no longer change)."""
@@ -76,38 +81,16 @@ class JournalEntry(BaseModel):
         )
 
 
-class TaskSummary(BaseModel):
+class TaskSummary(TaskRecord):
     """One task as a listing shows it: everything but the request, whose prompt is cut to a preview.
 
     A listing of many tasks must stay small whatever their requests hold; the whole entry, request
     and events included, is one task's resource (apimp://tasks/{task_id}).
     """
 
-    entry_id: str = Field(
-        description="The journal's own id; the only handle of a submit whose outcome is unknown."
-    )
-    task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
-    model: str | None
     prompt_preview: str | None = Field(
         description=f"The prompt's first {defaults.PROMPT_PREVIEW_CHARS} characters (… when cut)."
     )
-    status: EntryStatus
-    progress: int | None
-    video_urls: list[str]
-    local_paths: list[str]
-    estimated_cost: float | None = Field(
-        default=None, description="The estimate recorded when it was submitted (an estimate, not the bill)."
-    )
-    cost_currency: str | None = Field(default=None, description="The unit of estimated_cost.")
-    error_message: str | None
-    created_time: str | None = Field(description="When APIMP created the task, as APIMP wrote it.")
-    finished_time: str | None
-    recorded_at: str = Field(description="When the journal first recorded the task (UTC).")
-    updated_at: str = Field(description="When the journal last changed (UTC).")
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
 
 
 def prompt_preview(prompt_head: object) -> str | None:
