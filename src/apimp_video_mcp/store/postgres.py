@@ -215,7 +215,8 @@ class PostgresTaskStore:
         """Newest first, without the requests: the server cuts each prompt, so none is sent whole."""
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "SELECT entry_id, task_id, model, submit_state, status, progress, video_urls, local_paths,"
+                "SELECT entry_id, task_id, principal, model, submit_state, status, progress, video_urls,"
+                " local_paths,"
                 " estimated_cost, cost_currency, error_message, created_time, finished_time,"
                 " recorded_at, updated_at,"
                 " left(request -> 'input' ->> 'prompt', %(head)s) AS prompt_head FROM tasks"

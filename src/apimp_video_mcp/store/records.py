@@ -32,6 +32,9 @@ class TaskRecord(BaseModel):
         description="The journal's own id; the only handle of a submit whose outcome is unknown."
     )
     task_id: str | None = Field(description="APIMP's task id (None when the submit's outcome is unknown).")
+    principal: str = Field(
+        default="local", description="Who the task belongs to: 'local' on stdio, else the caller's principal."
+    )
     model: str | None
     status: EntryStatus
     progress: int | None
@@ -55,9 +58,6 @@ class TaskRecord(BaseModel):
 class JournalEntry(TaskRecord):
     """Everything known about one task."""
 
-    principal: str = Field(
-        default="local", description="Who the task belongs to: 'local' on stdio, else the caller's principal."
-    )
     request: dict[str, Any] | None = Field(description="The body sent to APIMP (it never contains the key).")
     submit_state: SubmitState
     upstream_status: str | None

@@ -356,7 +356,8 @@ _PRUNABLE: Final = "submit_state = 'accepted' AND status IN ('finished', 'failed
 _IDS_PER_STATEMENT: Final = 500
 
 _SUMMARY_SELECT: Final = (
-    "SELECT entry_id, task_id, model, submit_state, status, progress, video_urls_json, local_paths_json,"
+    "SELECT entry_id, task_id, principal, model, submit_state, status, progress, video_urls_json,"
+    " local_paths_json,"
     " estimated_cost, cost_currency, error_message, created_time, finished_time, recorded_at, updated_at,"
     " substr(json_extract(request_json, '$.input.prompt'), 1, ?) AS prompt_head FROM tasks"
 )
