@@ -117,6 +117,7 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_CONFIRM_ABOVE",
             "APIMP_JOURNAL_RETENTION_DAYS",
             "APIMP_JOURNAL_PRUNE_VIDEOS",
+            "APIMP_HTTP_STATELESS",
         ]
     )
 

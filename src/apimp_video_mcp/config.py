@@ -109,6 +109,9 @@ class Settings(BaseModel):
     # A cluster (APIMP_JOURNAL=postgresql://...): how long a poller's claim on a task lasts unless
     # renewed, and how often an instance that follows another's poller re-reads the store.
     poll_lease_seconds: Seconds = defaults.POLL_LEASE_SECONDS
+    # Streamable HTTP without sessions for legacy-era (<= 2025-11-25) clients, so a balancer may send
+    # each of their requests to any instance; without it they need sticky routing on Mcp-Session-Id.
+    http_stateless: bool = False
     cluster_reread_seconds: Seconds = defaults.CLUSTER_REREAD_SECONDS
     # --- Running it for a team (streamable HTTP; see README "Run it for a team") ---
     auth: AuthMode = "none"
@@ -335,6 +338,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "ui_poll_interval_seconds": "APIMP_UI_POLL_INTERVAL",
     "ui_video_max_bytes": "APIMP_UI_VIDEO_MAX_BYTES",
     "poll_lease_seconds": "APIMP_POLL_LEASE",
+    "http_stateless": "APIMP_HTTP_STATELESS",
     "cluster_reread_seconds": "APIMP_CLUSTER_REREAD",
     "auth": "APIMP_AUTH",
     "keys_file": "APIMP_KEYS_FILE",

@@ -81,7 +81,10 @@ def transport_security(settings: Settings, *, host: str) -> TransportSecuritySet
 def http_app(server: MCPServer[Any], settings: Settings, *, host: str) -> Starlette:
     """The server's streamable HTTP app at /mcp, with Host/Origin validation on."""
     return server.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security(settings, host=host), host=host
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings, host=host),
+        host=host,
+        stateless_http=settings.http_stateless,  # legacy-era clients behind a balancer without stickiness
     )
 
 
