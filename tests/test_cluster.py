@@ -95,7 +95,7 @@ async def test_a_killed_instance_loses_no_task_and_no_waiter(
 ) -> None:
     upstream.simulator.task_duration_seconds = 600.0  # the tasks end when the test says, after the kill
     environment = cluster_environment(upstream, postgres_url)
-    with anyio.fail_after(90):
+    with anyio.fail_after(180):
         async with running_cluster(environment, tmp_path, instances=3, haproxy=haproxy) as cluster:
             async with Client(cluster.url) as client:
                 task_ids = [

@@ -104,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also delete their saved videos (only files inside APIMP_DOWNLOAD_DIR)",
     )
+    migrate = commands.add_parser(
+        "migrate-journal",
+        help="copy an SQLite task journal into a PostgreSQL one, to run the server as a cluster",
+    )
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        help="the SQLite journal (default: APIMP_JOURNAL, else the per-user journal.sqlite3)",
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        help="the cluster's journal: postgresql://user@host:5432/database",
+    )
     return parser
 
 
@@ -120,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _keys(args)
         elif args.command == "prune-journal":
             anyio.run(_prune_journal, args)
+        elif args.command == "migrate-journal":
+            anyio.run(_migrate_journal, args)
         else:
             anyio.run(_serve, args)
     except ConfigurationError as exc:
@@ -254,3 +271,21 @@ def _keys(args: argparse.Namespace) -> None:
         print(f"Revoked {removed} key(s) of {args.name} in {path}.", file=sys.stderr)
         if not removed:
             raise SystemExit(1)
+
+
+async def _migrate_journal(args: argparse.Namespace) -> None:
+    """Copy every task of an SQLite journal into PostgreSQL; safe to run again (nothing is doubled)."""
+    from apimp_video_mcp.store import is_postgres_url
+
+    source = args.source or Settings.from_env().journal_path
+    if not is_postgres_url(args.target):
+        raise ConfigurationError(
+            f"--to must be a PostgreSQL URL (postgresql://user@host:5432/database), not {args.target!r}"
+        )
+    path = await anyio.Path(source).expanduser()
+    if is_postgres_url(source) or not await path.is_file():
+        raise ConfigurationError(f"--from must be an existing SQLite journal file; {source!r} is not one")
+    from apimp_video_mcp.store.transfer import copy_sqlite_to_postgres
+
+    report = await copy_sqlite_to_postgres(str(path), args.target)
+    print(f"apimp-video-mcp migrate-journal: {report}")

@@ -24,7 +24,8 @@ from anyio.abc import Process
 
 from tests.support.processes import console_script, free_port
 
-STARTUP_TIMEOUT_SECONDS: Final = 30.0
+# Generous: three Python servers start at once, and a loaded 2-core machine takes its time.
+STARTUP_TIMEOUT_SECONDS: Final = 90.0
 
 # The balancer configuration the README documents (with the ports filled in). `retry-on
 # conn-failure` retries only a request that never reached an instance, so a submit is never sent

@@ -134,6 +134,9 @@ class SqliteTaskStore:
         principal's. An existing entry keeps its owner."""
 
         def upsert(db: sqlite3.Connection) -> None:
+            # The write lock first: another process sharing the file may be recording the same
+            # task, and must not insert it too, nor record the same change twice.
+            db.execute("BEGIN IMMEDIATE")
             row = db.execute("SELECT entry_id FROM tasks WHERE task_id = ?", (snapshot.task_id,)).fetchone()
             if row is None:
                 entry_id = new_entry_id()
