@@ -118,6 +118,7 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_JOURNAL_RETENTION_DAYS",
             "APIMP_JOURNAL_PRUNE_VIDEOS",
             "APIMP_HTTP_STATELESS",
+            "APIMP_REQUEST_STATE_KEYS",
         ]
     )
 

@@ -112,6 +112,10 @@ class Settings(BaseModel):
     # Streamable HTTP without sessions for legacy-era (<= 2025-11-25) clients, so a balancer may send
     # each of their requests to any instance; without it they need sticky routing on Mcp-Session-Id.
     http_stateless: bool = False
+    # Instances of a cluster must share this (comma-separated ring, the first seals): the 2026-07-28
+    # era carries a question to the person (a price confirmation) in a sealed requestState that the
+    # client's retry may bring to any instance. Unset, each process seals with a key of its own.
+    request_state_keys: SecretStr | None = None
     cluster_reread_seconds: Seconds = defaults.CLUSTER_REREAD_SECONDS
     # --- Running it for a team (streamable HTTP; see README "Run it for a team") ---
     auth: AuthMode = "none"
@@ -285,6 +289,13 @@ class Settings(BaseModel):
                 )
         return tuple(domain.lower() for domain in domains)
 
+    @field_validator("request_state_keys")
+    @classmethod
+    def _long_keys(cls, keys: SecretStr | None) -> SecretStr | None:
+        if keys is not None and any(len(key.strip()) < 32 for key in keys.get_secret_value().split(",")):
+            raise ValueError("each key must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return keys
+
     def require_api_key(self) -> str:
         """The key, or an error that tells the user exactly which variable to set."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
@@ -339,6 +350,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "ui_video_max_bytes": "APIMP_UI_VIDEO_MAX_BYTES",
     "poll_lease_seconds": "APIMP_POLL_LEASE",
     "http_stateless": "APIMP_HTTP_STATELESS",
+    "request_state_keys": "APIMP_REQUEST_STATE_KEYS",
     "cluster_reread_seconds": "APIMP_CLUSTER_REREAD",
     "auth": "APIMP_AUTH",
     "keys_file": "APIMP_KEYS_FILE",

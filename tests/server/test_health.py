@@ -1,4 +1,5 @@
-"""Health endpoints over real HTTP: liveness always, readiness only while the task store answers."""
+"""Health endpoints over real HTTP (liveness always, readiness only while the task store answers),
+and the request-state keys the instances of a cluster share."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from psycopg import sql
 
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.server import build_server
+from apimp_video_mcp.server.app import request_state_security
 from apimp_video_mcp.simulator import running_app
 from tests.support import Upstream, fast_settings
 
@@ -77,3 +80,21 @@ async def test_an_unreachable_database_is_not_ready_and_not_named(upstream: Upst
     assert ready.status_code == 503
     assert "hunter2" not in ready.text
     assert "127.0.0.1" not in ready.text
+
+
+def test_instances_sharing_request_state_keys_open_each_others_state(tmp_path: Path) -> None:
+    """A client's retry carrying a sealed question may land on any instance of a cluster."""
+    keys = "k" * 32 + "," + "o" * 32
+    first = request_state_security(fast_settings("http://127.0.0.1:1", tmp_path, request_state_keys=keys))
+    second = request_state_security(fast_settings("http://127.0.0.1:1", tmp_path, request_state_keys=keys))
+    alone = request_state_security(fast_settings("http://127.0.0.1:1", tmp_path))
+
+    assert first is not None
+    assert second is not None
+    assert second.codec.unseal(first.codec.seal(b"the price question")) == b"the price question"
+    assert alone is None  # the SDK's own key, one per process
+
+
+def test_short_request_state_keys_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"APIMP_REQUEST_STATE_KEYS: .*at least 32 characters"):
+        Settings.from_env({"APIMP_REQUEST_STATE_KEYS": "short"})

@@ -17,6 +17,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
@@ -327,11 +328,21 @@ def build_server(
         log_level=log_level,
         token_verifier=auth.verifier if auth is not None else None,
         auth=auth.settings if auth is not None else None,
+        request_state_security=request_state_security(resolved),
     )
     register_resources(server, running.get)
     register_health(server, running.get)
     player.register(server)
     return server
+
+
+def request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """The keys every instance of a cluster seals requestState with; None: the SDK's per-process key."""
+    if settings.request_state_keys is None:
+        return None
+    return RequestStateSecurity(
+        keys=[key.strip() for key in settings.request_state_keys.get_secret_value().split(",")]
+    )
 
 
 __all__ = ["AppContext", "build_server", "build_tools"]
