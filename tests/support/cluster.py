@@ -29,7 +29,8 @@ STARTUP_TIMEOUT_SECONDS: Final = 90.0
 
 # The balancer configuration the README documents (with the ports filled in). `retry-on
 # conn-failure` retries only a request that never reached an instance, so a submit is never sent
-# twice; the health check takes a dead instance out of rotation within about a second.
+# twice (a dead instance refuses connections, so a request is redispatched at once); the health
+# check takes an instance out of rotation after 3 s without a ready answer.
 HAPROXY_CONFIG: Final = """\
 global
     maxconn 8000
@@ -51,8 +52,8 @@ backend instances
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    timeout check 2s
-    default-server check inter 500ms fall 2 rise 1
+    timeout check 5s
+    default-server check inter 1s fall 3 rise 1
 {servers}
 """
 

@@ -77,6 +77,10 @@ class PostgresTaskStore:
         self._max_connections = max_connections
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._opening = anyio.Lock()
+        # Readiness asks on a connection of its own: behind a thousand waiters' statements in the
+        # pool, a healthy database would look dead to the load balancer.
+        self._probe: Connection | None = None
+        self._probing = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresTaskStore({describe_url(self.url)!r})"
@@ -88,12 +92,31 @@ class PostgresTaskStore:
         return store
 
     async def close(self) -> None:
+        if self._probe is not None:
+            await self._probe.close()
+            self._probe = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
     async def check(self) -> None:
-        await self._execute("SELECT 1", ())
+        await self._connections()  # opened and migrated, or the error why not
+        async with self._probing:
+            try:
+                if self._probe is None or self._probe.closed:
+                    self._probe = await Connection.connect(
+                        self.url,
+                        autocommit=True,
+                        row_factory=dict_row,
+                        connect_timeout=int(defaults.POSTGRES_CONNECT_TIMEOUT_SECONDS),
+                    )
+                await self._probe.execute("SELECT 1")
+            except BaseException:
+                probe, self._probe = self._probe, None  # a broken or interrupted probe is not reused
+                if probe is not None:
+                    with anyio.CancelScope(shield=True):
+                        await probe.close()
+                raise
 
     async def record_submission(
         self,
