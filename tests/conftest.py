@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import Simulator, running_app
-from tests.support import TASK_DURATION_SECONDS, Mode, Upstream, fast_settings
+from tests.support import TASK_DURATION_SECONDS, Mode, Upstream, fast_settings, missing_system_package
 from tests.support.postgres import binaries, start_postgres, with_database
 from tests.support.uploads import PNG
 
@@ -44,10 +44,9 @@ def postgres_server() -> Iterator[str]:
         return
     bin_dir = binaries()
     if bin_dir is None:
-        message = "PostgreSQL is not installed (apt-get install postgresql), nor APIMP_TEST_POSTGRES_URL set"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_system_package(
+            "PostgreSQL is not installed (apt-get install postgresql), nor APIMP_TEST_POSTGRES_URL set"
+        )
     server = start_postgres(bin_dir)
     try:
         yield server.url

@@ -10,7 +10,6 @@ by a survivor once its leases lapse; no task is lost and none is submitted twice
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from mcp import Client
 
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
-from tests.support import Upstream, structured
+from tests.support import Upstream, missing_system_package, structured
 from tests.support.cluster import Cluster, haproxy_binary, running_cluster
 from tests.support.processes import child_environment
 
@@ -35,10 +34,9 @@ SUBMIT = {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a kite 
 def haproxy() -> str:
     found = haproxy_binary()
     if found is None:
-        message = "HAProxy is not installed (apt-get install haproxy, or run .ci/install-services.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_system_package(
+            "HAProxy is not installed (apt-get install haproxy, or run .ci/install-services.sh)"
+        )
     return found
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
@@ -17,6 +18,15 @@ from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator
 TASK_DURATION_SECONDS = 0.4
 
 Mode = Literal["auto", "legacy"]
+
+
+def missing_system_package(message: str) -> NoReturn:
+    """A Debian package the test needs is absent: a failure under CI=true, a skip elsewhere."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @dataclass
