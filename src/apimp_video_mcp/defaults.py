@@ -103,6 +103,10 @@ PROMPT_MAX_CHARS: Final = 8_000
 METADATA_MAX_KEYS: Final = 64
 METADATA_MAX_DEPTH: Final = 8
 METADATA_MAX_BYTES: Final = 16 * 1024
+# What a status answer carries is cut to this before it is shown, logged or journaled: APIMP's
+# messages are a sentence or two, and a task lists one video (up to 4 with sampleCount).
+UPSTREAM_TEXT_MAX_CHARS: Final = 2_000
+UPSTREAM_FILES_MAX: Final = 16
 # list_tasks and apimp://tasks show this much of each prompt (apimp://tasks/{id} shows all of it).
 PROMPT_PREVIEW_CHARS: Final = 160
 

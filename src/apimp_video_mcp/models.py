@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -421,7 +421,7 @@ class TaskSnapshot(BaseModel):
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, task_id: str | None = None) -> TaskSnapshot:
         """Parse APIMP's `data`; an unknown status is logged and treated as still running."""
-        raw_status = str(data.get("status") or "not_started")
+        raw_status = _bounded(str(data.get("status") or "not_started"))
         status: TaskStatus
         if raw_status in KNOWN_STATUSES:
             status = raw_status  # type: ignore[assignment]  # narrowed by the membership test
@@ -436,8 +436,10 @@ class TaskSnapshot(BaseModel):
             progress=_progress(data.get("progress")),
             created_time=_optional_str(data.get("created_time")),
             finished_time=_optional_str(data.get("finished_time")),
-            error_message=_optional_str(data.get("error_message")),
-            files=[TaskFile.model_validate(item) for item in files if isinstance(item, Mapping)],
+            error_message=_bounded(_optional_str(data.get("error_message"))),
+            files=[TaskFile.model_validate(item) for item in files if isinstance(item, Mapping)][
+                : defaults.UPSTREAM_FILES_MAX
+            ],
         )
 
 
@@ -477,6 +479,17 @@ def _progress(value: object) -> int | None:
         return max(0, min(100, round(float(value))))
     except ValueError:
         return None
+
+
+_Text = TypeVar("_Text", str, str | None)
+
+
+def _bounded(text: _Text) -> _Text:
+    """An upstream text cut to UPSTREAM_TEXT_MAX_CHARS (… when cut): a hostile or broken answer
+    cannot put megabytes into a result, a log line or the journal."""
+    if text is None or len(text) <= defaults.UPSTREAM_TEXT_MAX_CHARS:
+        return text
+    return text[: defaults.UPSTREAM_TEXT_MAX_CHARS] + "…"
 
 
 def _optional_str(value: object) -> str | None:
