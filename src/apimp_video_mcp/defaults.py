@@ -104,9 +104,10 @@ METADATA_MAX_KEYS: Final = 64
 METADATA_MAX_DEPTH: Final = 8
 METADATA_MAX_BYTES: Final = 16 * 1024
 # What a status answer carries is cut to this before it is shown, logged or journaled: APIMP's
-# messages are a sentence or two, and a task lists one video (up to 4 with sampleCount).
+# messages are a sentence or two, and a task lists one video (up to 4 with sampleCount). The file
+# list keeps far more than DOWNLOAD_MAX_FILES, so that a refusal can still say how many were listed.
 UPSTREAM_TEXT_MAX_CHARS: Final = 2_000
-UPSTREAM_FILES_MAX: Final = 16
+UPSTREAM_FILES_MAX: Final = 100
 # list_tasks and apimp://tasks show this much of each prompt (apimp://tasks/{id} shows all of it).
 PROMPT_PREVIEW_CHARS: Final = 160
 
