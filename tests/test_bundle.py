@@ -31,6 +31,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from apimp_video_mcp.download_network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 from tests.support import structured, text_of
+from tests.support.processes import needed
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS_DIR = ROOT / "bundle"
@@ -46,15 +47,6 @@ FORBIDDEN_PATH = re.compile(
 KEY_LIKE = re.compile(rb"sk-[A-Za-z0-9_-]{16,}")
 # What uv needs from this machine's environment to reach PyPI (certificates, proxies).
 NETWORK_VARIABLES = frozenset({"SSL_CERT_FILE", "SSL_CERT_DIR", "NO_PROXY", "no_proxy"})
-
-
-def needed(found: str | None, what: str) -> str:
-    if found is not None and Path(found).exists():
-        return found
-    message = f"{what} is missing"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

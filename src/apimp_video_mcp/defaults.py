@@ -122,6 +122,15 @@ DEFAULT_MAX_SUBMITS_PER_HOUR: Final = 20
 # Both limits look back this far: submits per hour count the last hour, and a task not seen to end
 # within it stops counting as running (nobody polled it: it must not block its owner forever).
 LIMIT_WINDOW_SECONDS: Final = 3600.0
+# --- OAuth access tokens (APIMP_AUTH=oauth) -------------------------------------------------------
+# Clocks of issuer and server may disagree a little; a token is that much early or late at most.
+JWT_LEEWAY_SECONDS: Final = 30.0
+# A token naming an unknown key sends for the issuer's JWKS again (keys rotate), but not more often
+# than this: a stream of made-up key ids must not become a stream of requests to the issuer.
+JWKS_REFRESH_MIN_SECONDS: Final = 10.0
+JWKS_TIMEOUT_SECONDS: Final = 10.0
+# A JWKS holds a few keys of a kilobyte or two; anything far larger is not one.
+JWKS_MAX_BYTES: Final = 1024 * 1024
 DEFAULT_HTTP_PORT: Final = 8000
 DEFAULT_SIMULATOR_PORT: Final = 8765
 

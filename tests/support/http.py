@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from mcp import Client
@@ -12,18 +13,22 @@ from mcp.server import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.server import build_server
+from apimp_video_mcp.server.auth import build_auth
 from apimp_video_mcp.server.http import MCP_PATH, http_app
 from apimp_video_mcp.simulator import running_app
-from tests.support import Mode
+from tests.support import Mode, fast_settings
+from tests.support.processes import free_port
 
 
 @asynccontextmanager
 async def serving(
-    server: MCPServer[Any], settings: Settings, *, host: str = "127.0.0.1"
+    server: MCPServer[Any], settings: Settings, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[str]:
-    """The server's HTTP app (Host/Origin checks and all) on a free port; yields the /mcp URL."""
+    """The server's HTTP app (Host/Origin checks and all) on `port` (a free one unless given);
+    yields the /mcp URL."""
     app = http_app(server, settings, host=host)
-    async with app.router.lifespan_context(app), running_app(app, host=host) as base_url:
+    async with app.router.lifespan_context(app), running_app(app, host=host, port=port) as base_url:
         yield base_url + MCP_PATH
 
 
@@ -51,3 +56,23 @@ def initialize_request(token: str | None = None, **headers: str) -> dict[str, An
     if token is not None:
         sent["authorization"] = f"Bearer {token}"
     return {"json": body, "headers": sent}
+
+
+@asynccontextmanager
+async def serving_oauth(
+    upstream_url: str, tmp_path: Path, *, issuer: str, scopes: tuple[str, ...]
+) -> AsyncIterator[tuple[str, Settings]]:
+    """A server with APIMP_AUTH=oauth for `issuer`, its public URL (the tokens' audience) being the
+    loopback URL it is served at; yields that URL and the settings."""
+    port = free_port()
+    settings = fast_settings(
+        upstream_url,
+        tmp_path / "videos",
+        auth="oauth",
+        oauth_issuer=issuer,
+        public_url=f"http://127.0.0.1:{port}{MCP_PATH}",
+        oauth_scopes=scopes,
+    )
+    server = build_server(settings, transport="streamable-http", auth=build_auth(settings, base_url=""))
+    async with serving(server, settings, port=port) as url:
+        yield url, settings

@@ -25,7 +25,6 @@ from pydantic import AnyHttpUrl, ConfigDict, SecretStr
 
 from apimp_video_mcp.access_keys import AccessKeys, key_hash
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Limits, Principal
 
 logger = logging.getLogger(__name__)
@@ -128,14 +127,17 @@ class AuthSetup:
 def build_auth(settings: Settings, *, base_url: str) -> AuthSetup | None:
     """The bearer-token layer APIMP_AUTH asks for, or None for APIMP_AUTH=none.
 
-    `base_url` is where the server is reached when APIMP_PUBLIC_URL is not set. Keys and own-key
-    modes publish no protected-resource metadata: RFC 9728 metadata points OAuth clients at an
-    authorization server, and these modes have none (a client sends its key as a header instead).
+    `base_url` is where the server is reached when APIMP_PUBLIC_URL is not set. Only OAuth
+    publishes protected-resource metadata (see `server.oauth`): RFC 9728 metadata points OAuth
+    clients at an authorization server, and the key modes have none (a client sends its key as a
+    header instead).
     """
     if settings.auth == "none":
         return None
     if settings.auth == "oauth":
-        raise ConfigurationError("APIMP_AUTH=oauth is not available yet; use keys or byok.")
+        from apimp_video_mcp.server.oauth import build_oauth  # PyJWT only when OAuth is used
+
+        return build_oauth(settings)
     verifier: TokenVerifier
     if settings.auth == "keys":
         verifier = KeysVerifier(AccessKeys(settings.keys_file, default_limits=default_limits(settings)))
