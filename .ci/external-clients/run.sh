@@ -402,6 +402,43 @@ fi
 
 echo "== inspector over HTTP: $((SECONDS - lap)) s"
 
+# ------------------------------------------ Inspector CLI with a bearer header (APIMP_AUTH=keys)
+# A key issued with the server's own CLI, sent as `--header "Authorization: Bearer ..."`, as a
+# team member's client would; without it, or with another, the server answers 401.
+lap=$SECONDS
+auth_list="inspector http APIMP_AUTH=keys, --header Authorization: tools/list --strict"
+auth_submit="inspector http APIMP_AUTH=keys, --header Authorization: submit_video"
+auth_missing="inspector http APIMP_AUTH=keys, no header: refused (401 invalid_token)"
+auth_wrong="inspector http APIMP_AUTH=keys, a wrong key: refused (401 invalid_token)"
+keys_file=$work/keys.json
+if key=$("$server_bin" keys --file "$keys_file" add inspector 2>"$work/keys.log") \
+    && APIMP_AUTH=keys APIMP_KEYS_FILE=$keys_file APIMP_DOWNLOAD_DIR="$work/videos" start_http auth-server /mcp \
+        --simulate --transport streamable-http --host 127.0.0.1 --port PORT --task-duration 2; then
+    auth_url=http://127.0.0.1:$port/mcp
+    inspector_check "$auth_list" tools-list -- \
+        --method tools/list --strict --transport http --header "Authorization: Bearer $key" -- "$auth_url"
+    inspector_check "$auth_submit" submit "$work/task.auth" -- \
+        --method tools/call --tool-name submit_video --tool-arg "model=$model" 'input={"prompt":"a cat"}' \
+        --transport http --header "Authorization: Bearer $key" -- "$auth_url"
+    # The Inspector meets the 401 by trying OAuth; --stored-auth-only makes it stop there and
+    # report the server's answer (exit 3, auth_required, with the body's invalid_token).
+    for refused in "$auth_missing" "$auth_wrong"; do
+        header=()
+        [[ $refused == "$auth_wrong" ]] && header=(--header "Authorization: Bearer amk_not-a-key")
+        out=$work/out.refused.$((passed + failed))
+        inspector "$out" --stored-auth-only --method tools/list --transport http "${header[@]}" -- "$auth_url"
+        if [[ $rc -eq 3 ]] && grep -q '"auth_required"' "$out.err" && grep -q 'invalid_token' "$out.err"; then
+            pass "$refused" "exit 3, auth_required: the server's invalid_token"
+        else
+            fail "$refused" "inspector exited $rc, expected 3 with auth_required and invalid_token" "$out.err"
+        fi
+    done
+else
+    fail "start the HTTP server with APIMP_AUTH=keys" "it did not start" "$work/auth-server.log"
+    blocked "no authenticated HTTP server" "$auth_list" "$auth_submit" "$auth_missing" "$auth_wrong"
+fi
+echo "== inspector with a bearer header: $((SECONDS - lap)) s"
+
 # --------------------------------------------------------- conformance suite, server scenarios
 # Every server scenario a pinned suite lists must be classified here (the same name means the same
 # scenario in both releases); SCENARIOS.md says why. Read a scenario's source before moving it.
