@@ -14,22 +14,18 @@ from pathlib import Path
 
 import anyio
 import httpx2
-import pytest
 from anyio.abc import Process
 
 from apimp_video_mcp.download_network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
-from tests.support import Upstream
+from tests.support import Upstream, missing_system_package
 
 
 def needed(found: str | None, what: str) -> str:
     """A tool the test cannot run without: skipped locally when missing, a failure under CI=true."""
-    if found is not None and Path(found).exists():
-        return found
-    message = f"{what} is missing"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    if found is None or not Path(found).exists():
+        missing_system_package(f"{what} is missing")
+    return found
 
 
 def child_environment(**variables: str) -> dict[str, str]:
