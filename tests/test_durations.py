@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import MODEL_SPECS
-from apimp_video_mcp.durations import generation_seconds, typical_duration
-from apimp_video_mcp.store import JournalEntry
+from apimp_video_mcp.durations import earlier_generation_seconds, generation_seconds, typical_duration
+from apimp_video_mcp.principals import LOCAL_PRINCIPAL
+from apimp_video_mcp.store import JournalEntry, SqliteTaskStore
 
 
 def test_without_enough_history_the_typical_duration_is_the_catalogs_assumption() -> None:
@@ -66,3 +69,12 @@ def test_a_generation_time_comes_only_from_two_readable_times_on_apimps_clock(
     created: str | None, finished: str | None, expected: float | None
 ) -> None:
     assert generation_seconds(_entry(created, finished)) == expected
+
+
+@pytest.mark.anyio
+async def test_a_task_of_no_known_model_has_no_history(tmp_path: Path) -> None:
+    journal = await SqliteTaskStore.open(tmp_path / "journal.sqlite3")
+    try:
+        assert await earlier_generation_seconds(journal, None, principal=LOCAL_PRINCIPAL.id) == []
+    finally:
+        await journal.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from apimp_video_mcp import defaults
@@ -9,6 +11,7 @@ from apimp_video_mcp.config import Settings
 from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.view.player import (
+    _seconds_between,
     configured_media_origins,
     estimate,
     next_poll_seconds,
@@ -107,3 +110,11 @@ def test_a_media_domain_that_is_not_an_origin_is_refused_by_name(value: str) -> 
 def test_apimp_ui_turns_the_view_on_and_off(value: str, enabled: bool) -> None:
     assert Settings.from_env({"APIMP_UI": value}).ui_enabled is enabled
     assert Settings.from_env({}).ui_enabled is True
+
+
+def test_a_journal_time_that_cannot_be_read_counts_as_none_and_one_without_a_zone_as_utc() -> None:
+    now = datetime(2026, 3, 1, 10, 1, 0, tzinfo=UTC)
+
+    assert _seconds_between("not a time", now) == 0.0
+    assert _seconds_between("2026-03-01T10:00:00", now) == 60.0
+    assert _seconds_between("2026-03-01T10:02:00+00:00", now) == 0.0  # never a negative age

@@ -113,10 +113,6 @@ class PlayerStatus(BaseModel):
     cost_display: str | None = Field(default=None, description="The estimate as a person reads it.")
     spending: Spending | None = Field(default=None, description="Estimated spend today and this month.")
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
     def summary(self) -> str:
         line = status_headline(self.task_id, self.status, self.progress, self.error_message, self.video_urls)
         if self.last_error:
