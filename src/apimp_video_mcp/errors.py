@@ -95,7 +95,8 @@ class AuthenticationError(UpstreamError):
             )
         return (
             f"APIMP did not accept the API key (HTTP {self.status_code}: {self.upstream_message}). "
-            "Check APIMP_API_KEY in the MCP server's environment."
+            "Check APIMP_API_KEY in the MCP server's environment (or, on a server where each caller "
+            "brings their own APIMP key, the key your client sends as its bearer token)."
         )
 
 

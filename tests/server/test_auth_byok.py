@@ -95,6 +95,7 @@ async def test_a_key_apimp_refuses_gets_apimps_answer_and_nothing_else(url: str,
 
     assert refused.is_error
     assert "APIMP did not accept the API key" in text_of(refused)
+    assert "the key your client sends" in text_of(refused)
     assert "sk-nobody-has-this-key" not in text_of(refused)
     assert upstream.simulator.tasks == {}
 
