@@ -40,9 +40,9 @@ from pydantic import SecretStr
 from apimp_video_mcp import defaults
 from apimp_video_mcp.catalog import VIDEO_MODEL_IDS, generation_time
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import AdaptiveSchedule, PollHistory, ScaledClock
+from apimp_video_mcp.polling.durations import typical_duration
+from apimp_video_mcp.polling.pollers import AdaptiveSchedule, PollHistory, ScaledClock
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import (
     PROGRESS_SHAPES,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from apimp_video_mcp.access_keys import AccessKeys, KeyEntry, add_key, key_hash
+from apimp_video_mcp.access.keys import AccessKeys, KeyEntry, add_key, key_hash
+from apimp_video_mcp.access.principals import Limits
 from apimp_video_mcp.cli import main
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.principals import Limits
 
 
 def run(*argv: str) -> None:

@@ -1,6 +1,7 @@
 """The package's layers, held by a test: the design in the folder tree stays true as code grows.
 
-The plain domain (the top-level modules, `upstream/` and `store/`) knows nothing of MCP or of the
+The plain domain (the top-level modules and the folders of its parts: `upstream/`, `store/`,
+`polling/`, `downloads/`, `costs/`, `access/`) knows nothing of MCP or of the
 simulator; MCP is spoken only in `server/` and `view/`; the simulator is started only by the CLI
 (and by tests and benchmarks, which live outside the package).
 """
@@ -16,6 +17,8 @@ import apimp_video_mcp
 
 PACKAGE_ROOT = Path(apimp_video_mcp.__file__).parent
 MCP_FACES = ("server", "view")
+# The plain domain: the top-level modules and the folders of its parts, none of them MCP.
+DOMAIN = ("domain", "upstream", "store", "polling", "downloads", "costs", "access")
 
 
 def _modules() -> list[Path]:
@@ -47,7 +50,7 @@ def _touches(imports: set[str], prefix: str) -> list[str]:
 
 def test_the_layout_has_the_layers_the_readme_describes() -> None:
     layers = {_layer(path) for path in _modules()}
-    assert layers == {"domain", "cli", "upstream", "store", "server", "view", "simulator"}
+    assert layers == {*DOMAIN, "cli", "server", "view", "simulator"}
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda path: str(path.relative_to(PACKAGE_ROOT)))
@@ -58,8 +61,8 @@ def test_each_module_imports_only_what_its_layer_may(path: Path) -> None:
         assert _touches(imports, "mcp") == [], f"{layer} must not speak MCP"
     if layer not in ("simulator", "cli"):
         assert _touches(imports, "apimp_video_mcp.simulator") == [], "only the CLI starts the simulator"
-    if layer in ("domain", "upstream", "store"):
+    if layer in DOMAIN:
         for face in (*MCP_FACES, "simulator"):
             assert _touches(imports, f"apimp_video_mcp.{face}") == [], f"the {layer} must not import {face}"
-    if layer in ("upstream", "store"):
+    if layer in DOMAIN and layer != "domain":
         assert _touches(imports, "apimp_video_mcp.service") == [], "the service sits above its parts"

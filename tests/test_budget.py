@@ -12,8 +12,8 @@ from mcp import Client
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 
-from apimp_video_mcp.budget import period_starts
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.costs.budget import period_starts
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.view.wiring import POLL_TOOL
 from tests.support import Mode, Upstream, fast_settings, structured, text_of

@@ -28,7 +28,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from apimp_video_mcp.download_network import allowance_for
+from apimp_video_mcp.downloads.network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 from tests.support import structured, text_of
 from tests.support.processes import needed

@@ -17,10 +17,10 @@ import httpx2
 import psycopg
 import pytest
 
-from apimp_video_mcp.coordination import ClusterCoordination
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
-from apimp_video_mcp.polling import wait_for_task
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID
+from apimp_video_mcp.polling.coordination import ClusterCoordination
+from apimp_video_mcp.polling.pollers import wait_for_task
 from apimp_video_mcp.service import VideoService, _coordination
 from apimp_video_mcp.store import SqliteTaskStore
 from apimp_video_mcp.store.postgres import PostgresTaskStore

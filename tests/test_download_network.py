@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.download_network import AllowedHosts, refusal_reason
-from apimp_video_mcp.downloads import sniff_video_type
+from apimp_video_mcp.downloads.files import sniff_video_type
+from apimp_video_mcp.downloads.network import AllowedHosts, refusal_reason
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.simulator import sample_video
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apimp_video_mcp.downloads import video_filename
+from apimp_video_mcp.downloads.files import video_filename
 from apimp_video_mcp.models import VIDEO_EXTENSIONS, TaskFile
 
 

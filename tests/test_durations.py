@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL
 from apimp_video_mcp.catalog import MODEL_SPECS
-from apimp_video_mcp.durations import earlier_generation_seconds, generation_seconds, typical_duration
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL
+from apimp_video_mcp.polling.durations import earlier_generation_seconds, generation_seconds, typical_duration
 from apimp_video_mcp.store import JournalEntry, SqliteTaskStore
 
 

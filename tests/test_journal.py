@@ -17,8 +17,8 @@ import httpx2
 import pytest
 from mcp import Client
 
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.models import SubmitRequest
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY

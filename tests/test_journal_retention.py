@@ -12,10 +12,10 @@ import pytest
 from mcp import Client
 
 from apimp_video_mcp import cli
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import ScaledClock
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
+from apimp_video_mcp.polling.pollers import ScaledClock
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.store import PrunedTasks, SqliteTaskStore
 from tests.support import Upstream, fast_settings, structured

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from apimp_video_mcp.catalog import generation_time
-from apimp_video_mcp.durations import generation_format, learned_typical_duration
 from apimp_video_mcp.models import TaskSnapshot
+from apimp_video_mcp.polling.durations import generation_format, learned_typical_duration
 from apimp_video_mcp.store import SqliteTaskStore
 
 pytestmark = pytest.mark.anyio

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import ScaledClock
+from apimp_video_mcp.polling.pollers import ScaledClock
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import Simulator, running_app
 from apimp_video_mcp.store import SqliteTaskStore

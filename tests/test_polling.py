@@ -14,7 +14,7 @@ import pytest
 
 from apimp_video_mcp.errors import RateLimitedError, TaskNotFoundError, UpstreamServerError
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import (
+from apimp_video_mcp.polling.pollers import (
     AdaptiveSchedule,
     PollerHub,
     PollHistory,

@@ -12,8 +12,8 @@ from mcp import Client
 
 from apimp_video_mcp.catalog import LIST_PRICES, MODEL_SPECS
 from apimp_video_mcp.config import Settings
+from apimp_video_mcp.costs.pricing import PriceTable, estimate, google_list_prices
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.pricing import PriceTable, estimate, google_list_prices
 from tests.support import Upstream, structured
 
 pytestmark = pytest.mark.anyio

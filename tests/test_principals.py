@@ -16,9 +16,9 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Limits, Principal
 from apimp_video_mcp.errors import LimitExceededError, UnknownTaskError
 from apimp_video_mcp.models import SubmitRequest
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Limits, Principal
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
 from apimp_video_mcp.store import SqliteTaskStore

@@ -1,13 +1,15 @@
 """apimp-video-mcp: an MCP server that generates videos (Google Veo 3) through the APIMP task API.
 
-The folders are the design. At the top sits the plain domain, which knows nothing of MCP:
+The folders are the design. At the top sits the plain domain's core, which knows nothing of MCP:
 `defaults` and `config` (settings), `errors`, `catalog` and `models` (what APIMP accepts and
-answers), `durations` (how long a model's task typically takes), `polling` and `downloads`
-(waiting and saving), `local_files` (which local images may be read), `results` (what the
-service answers) and `service` (the video service itself).
-`upstream/` is the APIMP side (the HTTP client, retry rules, uploads); `store/` is the task
-journal behind its `TaskStore` interface. `server/` is the MCP face over the service, `view/` the
-live player for hosts that render MCP Apps, `simulator/` a local APIMP, and `cli` starts it all.
+answers), `json_limits` (bounds on what callers send), `local_files` (which local images may be
+read), `results` (what the service answers) and `service` (the video service itself). Its larger
+parts have folders: `upstream/` (the APIMP client, retry rules, uploads), `store/` (the task
+journal behind its `TaskStore` interface, SQLite or PostgreSQL), `polling/` (pollers, schedule,
+shared status, cluster coordination), `downloads/` (saving result videos safely), `costs/`
+(prices and budgets) and `access/` (principals and keys). `server/` is the MCP face over the
+service, `view/` the live player for hosts that render MCP Apps, `simulator/` a local APIMP,
+and `cli` starts it all.
 """
 
 from importlib.metadata import version

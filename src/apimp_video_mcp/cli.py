@@ -152,7 +152,7 @@ async def _serve(args: argparse.Namespace) -> None:
         await _serve_with(settings, args)
         return
 
-    from apimp_video_mcp.download_network import allowance_for
+    from apimp_video_mcp.downloads.network import allowance_for
     from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 
     simulator = Simulator(task_duration_seconds=args.task_duration)
@@ -207,8 +207,8 @@ def with_upload_roots(settings: Settings, folders: Sequence[str]) -> Settings:
 
 async def _prune_journal(args: argparse.Namespace) -> None:
     """Prune the journal the environment names, once, and say what went (the server need not stop)."""
-    from apimp_video_mcp.retention import JournalRetention
     from apimp_video_mcp.store import task_store_for
+    from apimp_video_mcp.store.retention import JournalRetention
 
     if args.older_than_days is not None and args.older_than_days < 0:
         raise ConfigurationError("--older-than-days must be 0 or more")
@@ -239,7 +239,7 @@ async def _simulate_only(args: argparse.Namespace) -> None:
 
 def _keys(args: argparse.Namespace) -> None:
     """The keys file's commands: the new key goes to stdout (and nowhere else), the rest to stderr."""
-    from apimp_video_mcp.access_keys import KeyEntry, add_key, read_keys_file, revoke_principal
+    from apimp_video_mcp.access.keys import KeyEntry, add_key, read_keys_file, revoke_principal
 
     path: Path = (args.file or Settings.from_env().keys_file).expanduser().absolute()
     if args.keys_command == "add":

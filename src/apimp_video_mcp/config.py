@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.costs.pricing import Amount, PriceTable, google_list_prices
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.pricing import Amount, PriceTable, google_list_prices
 from apimp_video_mcp.store.selection import is_postgres_url
 
 APP_NAME: Final = "apimp-video-mcp"

@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from apimp_video_mcp.budget import Spending
 from apimp_video_mcp.catalog import VideoModelId
+from apimp_video_mcp.costs.budget import Spending
+from apimp_video_mcp.costs.pricing import CostEstimate
 from apimp_video_mcp.models import EffectiveFormat, TaskSnapshot, TaskStatus
-from apimp_video_mcp.pricing import CostEstimate
 from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskSummary
 
 

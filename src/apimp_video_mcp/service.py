@@ -20,11 +20,12 @@ from typing import Literal
 import anyio
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.budget import Spending, period_starts
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.catalog import DEFAULT_RESOLUTION
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.coordination import ClusterCoordination, Coordination, PollingLeases
-from apimp_video_mcp.durations import generation_format, learned_typical_duration, typical_duration
+from apimp_video_mcp.costs.budget import Spending, period_starts
+from apimp_video_mcp.costs.pricing import CostEstimate, estimate
+from apimp_video_mcp.downloads.saving import SaveOutcome, VideoSaver
 from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -39,10 +40,11 @@ from apimp_video_mcp.errors import (
     UpstreamRejectedError,
     UpstreamUnreachableError,
 )
-from apimp_video_mcp.journal_retry import JournalRetry, describe_failure
 from apimp_video_mcp.local_files import LocalFilePolicy
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot, effective_format
-from apimp_video_mcp.polling import (
+from apimp_video_mcp.polling.coordination import ClusterCoordination, Coordination, PollingLeases
+from apimp_video_mcp.polling.durations import generation_format, learned_typical_duration, typical_duration
+from apimp_video_mcp.polling.pollers import (
     AdaptiveSchedule,
     Clock,
     PollerHub,
@@ -50,8 +52,7 @@ from apimp_video_mcp.polling import (
     WaitOutcome,
     wait_for_task,
 )
-from apimp_video_mcp.pricing import CostEstimate, estimate
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
+from apimp_video_mcp.polling.sharing import SharedStatus
 from apimp_video_mcp.results import (
     CostQuote,
     SubmitResult,
@@ -60,10 +61,9 @@ from apimp_video_mcp.results import (
     UploadResult,
     WaitResult,
 )
-from apimp_video_mcp.retention import JournalRetention
-from apimp_video_mcp.saving import SaveOutcome, VideoSaver
-from apimp_video_mcp.status_sharing import SharedStatus
 from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskStore
+from apimp_video_mcp.store.retention import JournalRetention
+from apimp_video_mcp.store.write_retry import JournalRetry, describe_failure
 from apimp_video_mcp.upstream.client import ApimpClient
 from apimp_video_mcp.upstream.uploads import ImageUploader
 

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from apimp_video_mcp.access_keys import KeyEntry, add_key, key_hash, revoke_principal
+from apimp_video_mcp.access.keys import KeyEntry, add_key, key_hash, revoke_principal
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.server.auth import build_auth

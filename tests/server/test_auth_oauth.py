@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apimp_video_mcp.access.principals import Limits
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.principals import Limits
 from apimp_video_mcp.server.oauth import IssuerKeys, JwtVerifier
 from apimp_video_mcp.simulator import running_app
 from tests.support import Upstream, structured, text_of

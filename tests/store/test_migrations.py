@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.store import task_store_for
 from apimp_video_mcp.store.migrations import LATEST_VERSION, MIGRATIONS, migrate_sqlite
 from tests.store.test_task_store import snapshot

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.store import TaskStore, is_postgres_url
 
 pytestmark = pytest.mark.anyio

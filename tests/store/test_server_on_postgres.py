@@ -8,9 +8,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.store import task_store_for
 from tests.support import Upstream, fast_settings, structured

@@ -11,8 +11,8 @@ from functools import partial
 import anyio
 import pytest
 
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.store import TaskStore, task_store_for
 
 pytestmark = pytest.mark.anyio

@@ -7,9 +7,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.cli import main
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.store import JournalEntry, SqliteTaskStore
 from apimp_video_mcp.store.postgres import PostgresTaskStore
 

@@ -11,7 +11,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.download_network import allowance_for
+from apimp_video_mcp.downloads.network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator
 
 # A short task keeps every end-to-end test well under a second of waiting.

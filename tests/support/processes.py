@@ -16,7 +16,7 @@ import anyio
 import httpx2
 from anyio.abc import Process
 
-from apimp_video_mcp.download_network import allowance_for
+from apimp_video_mcp.downloads.network import allowance_for
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
 from tests.support import Upstream, missing_system_package
 
@@ -63,6 +63,11 @@ def free_port() -> int:
         return port
 
 
+# A bound for a hung start, not an expectation: a spawn takes about 1.5 s on an idle machine, but
+# on a loaded 2-core one, with both xdist workers spawning servers, it has taken over 20 s.
+SERVER_STARTUP_TIMEOUT_SECONDS = 60
+
+
 @dataclass
 class ServerProcess:
     url: str
@@ -79,7 +84,7 @@ async def http_server_process(upstream: Upstream, download_dir: Path) -> AsyncIt
     )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        with anyio.fail_after(20):
+        with anyio.fail_after(SERVER_STARTUP_TIMEOUT_SECONDS):
             async with httpx2.AsyncClient() as probe:
                 while True:
                     assert process.returncode is None, "the server exited during start-up"

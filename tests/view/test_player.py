@@ -8,8 +8,8 @@ import pytest
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.durations import typical_duration
 from apimp_video_mcp.errors import ConfigurationError
+from apimp_video_mcp.polling.durations import typical_duration
 from apimp_video_mcp.view.player import (
     _seconds_between,
     configured_media_origins,

@@ -22,9 +22,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import BlobResourceContents, TextResourceContents, Tool
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.models import TASK_ID_PATTERN, TaskFile, TaskSnapshot
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL_ID
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.simulator import sample_video
 from apimp_video_mcp.store import SqliteTaskStore

@@ -25,7 +25,7 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.local_files import LocalFilePolicy, Transport
 from apimp_video_mcp.models import TASK_ID_PATTERN, ImageReference, ModelChoice, SubmitRequest, VideoInput
-from apimp_video_mcp.polling import Clock
+from apimp_video_mcp.polling.pollers import Clock
 from apimp_video_mcp.results import CostQuote, SubmitResult, TaskList, TaskReport, UploadResult, WaitResult
 from apimp_video_mcp.server.access_log import access_log
 from apimp_video_mcp.server.auth import AuthSetup, build_auth, current_principal

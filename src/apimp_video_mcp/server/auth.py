@@ -23,9 +23,9 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl, ConfigDict, SecretStr
 
-from apimp_video_mcp.access_keys import AccessKeys, key_hash
+from apimp_video_mcp.access.keys import AccessKeys, key_hash
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Limits, Principal
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Limits, Principal
 
 logger = logging.getLogger(__name__)
 

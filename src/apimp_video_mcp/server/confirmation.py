@@ -22,9 +22,9 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
+from apimp_video_mcp.costs.pricing import CostEstimate
 from apimp_video_mcp.errors import NotApprovedError
 from apimp_video_mcp.models import ModelChoice, SubmitRequest, VideoInput
-from apimp_video_mcp.pricing import CostEstimate
 from apimp_video_mcp.server.auth import current_principal
 from apimp_video_mcp.server.outcomes import as_tool_errors
 

@@ -35,9 +35,9 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.access.principals import Limits, Principal
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.principals import Limits, Principal
 from apimp_video_mcp.server.auth import AuthSetup, PrincipalToken, default_limits
 
 logger = logging.getLogger(__name__)

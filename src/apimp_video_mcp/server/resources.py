@@ -18,8 +18,8 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from apimp_video_mcp.catalog import MODEL_SPECS
+from apimp_video_mcp.costs.pricing import PriceTable, estimate
 from apimp_video_mcp.models import VeoMetadata, VideoInput
-from apimp_video_mcp.pricing import PriceTable, estimate
 from apimp_video_mcp.server.auth import current_principal
 from apimp_video_mcp.service import VideoService
 

@@ -7,7 +7,7 @@ written through. The service depends on this Protocol only, so a backend (SQLite
 shared database for a cluster) can be added beside the others without touching the service.
 No backend ever stores the API key: only the request body, which holds none.
 
-Every entry belongs to a principal (`apimp_video_mcp.principals`): reads take the caller's
+Every entry belongs to a principal (`apimp_video_mcp.access.principals`): reads take the caller's
 principal and never return another's entry, so no caller can see, wait on or replay someone
 else's task. A backend must keep that column through its own upgrades.
 """

@@ -32,15 +32,10 @@ import anyio
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.budget import Spending
+from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.downloads import SIGNATURE_BYTES, is_video_file, sniff_video_type
-from apimp_video_mcp.durations import (
-    earlier_generation_seconds,
-    generation_seconds,
-    parse_time,
-    typical_duration,
-)
+from apimp_video_mcp.costs.budget import Spending
+from apimp_video_mcp.downloads.files import SIGNATURE_BYTES, is_video_file, sniff_video_type
 from apimp_video_mcp.errors import (
     TRANSIENT_ERRORS,
     SubmitOutcomeUnknownError,
@@ -49,7 +44,12 @@ from apimp_video_mcp.errors import (
     VideoUnavailableError,
 )
 from apimp_video_mcp.models import TERMINAL_STATUSES, TaskStatus
-from apimp_video_mcp.principals import LOCAL_PRINCIPAL, Principal
+from apimp_video_mcp.polling.durations import (
+    earlier_generation_seconds,
+    generation_seconds,
+    parse_time,
+    typical_duration,
+)
 from apimp_video_mcp.results import SavedCopy, status_headline
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.store import JournalEntry

@@ -32,9 +32,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.coordination import Coordination, SoloCoordination
 from apimp_video_mcp.errors import TRANSIENT_ERRORS, RateLimitedError
 from apimp_video_mcp.models import TaskSnapshot
+from apimp_video_mcp.polling.coordination import Coordination, SoloCoordination
 
 logger = logging.getLogger(__name__)
 

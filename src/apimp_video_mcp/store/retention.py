@@ -17,9 +17,9 @@ import anyio
 from pydantic import BaseModel, Field
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.journal_retry import describe_failure
-from apimp_video_mcp.polling import Clock, ScaledClock
+from apimp_video_mcp.polling.pollers import Clock, ScaledClock
 from apimp_video_mcp.store import TaskStore
+from apimp_video_mcp.store.write_retry import describe_failure
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 
 from apimp_video_mcp import defaults
-from apimp_video_mcp.polling import Clock, ScaledClock
+from apimp_video_mcp.polling.pollers import Clock, ScaledClock
 
 logger = logging.getLogger(__name__)
 

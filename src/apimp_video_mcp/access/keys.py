@@ -32,8 +32,8 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from apimp_video_mcp.access.principals import Limits, Principal
 from apimp_video_mcp.errors import ConfigurationError
-from apimp_video_mcp.principals import Limits, Principal
 
 logger = logging.getLogger(__name__)
 

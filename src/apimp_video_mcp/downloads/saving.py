@@ -28,11 +28,11 @@ from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.download_network import build_download_client
-from apimp_video_mcp.downloads import SizeCap, describe_size, download_video, video_filename
+from apimp_video_mcp.downloads.files import SizeCap, describe_size, download_video, video_filename
+from apimp_video_mcp.downloads.network import build_download_client
 from apimp_video_mcp.errors import DownloadError, DownloadFailure
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import Clock, at_most
+from apimp_video_mcp.polling.pollers import Clock, at_most
 from apimp_video_mcp.results import SavedVideo
 from apimp_video_mcp.store import TaskStore
 

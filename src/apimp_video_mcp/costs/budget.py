@@ -15,7 +15,7 @@ from datetime import UTC, datetime, tzinfo
 
 from pydantic import BaseModel, Field
 
-from apimp_video_mcp.pricing import CostEstimate, PriceTable
+from apimp_video_mcp.costs.pricing import CostEstimate, PriceTable
 
 
 def period_starts(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 
 from apimp_video_mcp.errors import UpstreamUnreachableError
 from apimp_video_mcp.models import TaskSnapshot
-from apimp_video_mcp.polling import Clock
+from apimp_video_mcp.polling.pollers import Clock
 
 # Ended requests are forgotten once stale; the sweep runs when this many are remembered.
 _SWEEP_AT: Final = 256

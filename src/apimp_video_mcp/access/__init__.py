@@ -1,0 +1,5 @@
+"""Who a call is for: principals, and the operator-issued keys that name them.
+
+`principals` describes the caller that owns tasks (its APIMP key, limits, upload folders);
+`keys` is the keys file of `APIMP_AUTH=keys` (hashes only, re-read when it changes).
+"""
