@@ -20,20 +20,18 @@ from typing import Literal
 import anyio
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.access.limits import SubmitLimits
 from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Principal
-from apimp_video_mcp.catalog import DEFAULT_RESOLUTION
 from apimp_video_mcp.config import Settings
-from apimp_video_mcp.costs.budget import Spending, period_starts
-from apimp_video_mcp.costs.pricing import CostEstimate, estimate
+from apimp_video_mcp.costs.budget import Spending
+from apimp_video_mcp.costs.pricing import CostEstimate
+from apimp_video_mcp.costs.quotes import Quoter
 from apimp_video_mcp.downloads.saving import SaveOutcome, VideoSaver
 from apimp_video_mcp.errors import (
     AuthenticationError,
     ConfigurationError,
-    ConfirmationRequiredError,
     JournalUnavailableError,
-    LimitExceededError,
     OverBudgetError,
-    OverMaxCostError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
     UnknownTaskError,
@@ -119,7 +117,9 @@ class VideoService:
         # Whose each polled (or running) task is: the poller asks APIMP with its owner's key.
         self._owners: dict[str, Principal] = {}
         # A limited principal's check-then-record runs one at a time, so parallel submits all count.
-        self._limit_locks: dict[str, anyio.Lock] = {}
+        self.limits = SubmitLimits(journal)
+        # Prices, budgets and the confirmation threshold, weighed before anything is sent.
+        self.costs = Quoter(settings, journal)
         self.retention = JournalRetention(
             journal,
             retention_days=settings.journal_retention_days,
@@ -191,13 +191,9 @@ class VideoService:
         estimate above the confirmation threshold needs a `max_cost` covering it.
         """
         quote = await self.quote(request, principal=principal, max_cost=max_cost)
+        self.costs.refuse_unless_allowed(quote, approved=approved)
         cost = quote.estimated_cost
-        if quote.refusal is not None:
-            raise (OverMaxCostError if _over(cost, max_cost) else OverBudgetError)(quote.refusal)
-        if quote.needs_confirmation and not approved and not _covers(max_cost, cost):
-            raise ConfirmationRequiredError(self._confirmation_needed(cost))
-        async with self._limit_lock(principal):
-            await self._check_limits(principal)
+        async with self.limits.checked(principal):
             # Local images become hosted URLs.
             request, uploaded = await self._uploader(principal).localize(request)
             async with self._spending_lock:
@@ -278,81 +274,15 @@ class VideoService:
         """Price a request with exactly the checks of submit (rules, files, caps), sending nothing."""
         request.check_documented_rules()
         await self._uploader(principal).check(request)
-        cost = self.estimate(request)
-        spending = await self.spending(principal)
-        threshold = self.settings.confirm_above_cost
-        needs_confirmation = threshold is not None and cost.amount > threshold
-        refusal = (
-            self._over_max_cost(cost, max_cost) if _over(cost, max_cost) else None
-        ) or spending.refusal(cost, self.settings.price_table)
-        return CostQuote(
-            model=request.model,
-            effective_format=effective_format(request),
-            estimated_cost=cost,
-            spending=spending,
-            max_cost=max_cost,
-            confirm_above=threshold,
-            needs_confirmation=needs_confirmation,
-            refusal=refusal,
-            next_step=_next_step_after_quote(needs_confirmation, refusal, max_cost, cost),
-        )
+        return await self.costs.quote(request, principal=principal, max_cost=max_cost)
 
     def estimate(self, request: SubmitRequest) -> CostEstimate:
         """The request's estimated price: its length, resolution and soundtrack, at the table's rate."""
-        fmt = effective_format(request)
-        metadata = request.input.metadata
-        audio = (
-            metadata.generate_audio if metadata is not None and metadata.generate_audio is not None else True
-        )
-        resolution = fmt.resolution or DEFAULT_RESOLUTION
-        return estimate(
-            self.settings.price_table,
-            request.model,
-            seconds=fmt.duration_seconds,
-            resolution=resolution,
-            audio=audio,
-        )
+        return self.costs.estimate(request)
 
     async def spending(self, principal: Principal = LOCAL_PRINCIPAL) -> Spending:
         """The principal's estimated spend today and this month, from the journal, beside the budgets."""
-        table, zone = self.settings.price_table, self.settings.budget_zone
-        starts = period_starts(datetime.now(UTC), zone)
-        try:
-            today = await self.journal.spent_since(starts[0], table.currency, principal=principal.id)
-            this_month = await self.journal.spent_since(starts[1], table.currency, principal=principal.id)
-        except Exception as exc:
-            raise JournalUnavailableError(
-                f"The task journal could not be read to total the estimated spend ({describe_failure(exc)}); "
-                "nothing was sent. Check APIMP_JOURNAL, then try again."
-            ) from exc
-        return Spending.of(
-            table,
-            today=today,
-            this_month=this_month,
-            daily_budget=self.settings.budget_daily,
-            monthly_budget=self.settings.budget_monthly,
-            timezone=self.settings.budget_timezone,
-            starts=starts,
-        )
-
-    def _over_max_cost(self, cost: CostEstimate, max_cost: float | None) -> str:
-        table = self.settings.price_table
-        return (
-            f"The estimate, {cost.display} ({cost.shape}), is above max_cost "
-            f"{table.format(max_cost or 0.0)}. Nothing was sent. Choose a shorter, lower-resolution or "
-            "cheaper request, or, if the user agrees to the estimate, call again with max_cost covering it."
-        )
-
-    def _confirmation_needed(self, cost: CostEstimate) -> str:
-        table = self.settings.price_table
-        return (
-            f"This video is estimated at {cost.display} ({cost.shape}), above the "
-            f"{table.format(self.settings.confirm_above_cost or 0.0)} this server asks a person to approve "
-            "(APIMP_CONFIRM_ABOVE), and the server cannot show them the question (this client or connection "
-            "does not support MCP elicitation). Nothing was sent. Ask the user whether to generate it for "
-            f"{cost.display}; if they agree, call submit_video again with the same arguments and max_cost "
-            f"set to {cost.amount:g} (or the most they agreed to pay)."
-        )
+        return await self.costs.spending(principal)
 
     def client_for(self, principal: Principal) -> ApimpClient:
         """The client sending the principal's own APIMP key, or the server's when it has none."""
@@ -370,46 +300,6 @@ class VideoService:
                 principal.upload_roots, max_bytes=self.settings.upload_max_bytes
             )
         return ImageUploader(self.client_for(principal), policy)
-
-    @asynccontextmanager
-    async def _limit_lock(self, principal: Principal) -> AsyncIterator[None]:
-        """Held across the check and the journal write of a limited principal's submit."""
-        limits = principal.limits
-        if limits.max_running_tasks is None and limits.max_submits_per_hour is None:
-            yield
-            return
-        async with self._limit_locks.setdefault(principal.id, anyio.Lock()):
-            yield
-
-    async def _check_limits(self, principal: Principal) -> None:
-        """Refuse, before any request to APIMP, a submit that would break one of the principal's limits."""
-        limits = principal.limits
-        if limits.max_running_tasks is None and limits.max_submits_per_hour is None:
-            return
-        window = timedelta(seconds=defaults.LIMIT_WINDOW_SECONDS)
-        now = datetime.now(UTC)
-        recent = await self.journal.submissions_since(principal=principal.id, since=_iso(now - window))
-        per_hour = limits.max_submits_per_hour
-        if per_hour is not None and len(recent) >= per_hour:
-            # The oldest submits must leave the window until one fewer than the limit remain.
-            frees_at = _parse_time(recent[len(recent) - per_hour].recorded_at) + window
-            raise LimitExceededError(
-                "submits per hour",
-                per_hour,
-                f"The next submit is possible at {_clock(frees_at)} UTC (in {_minutes(frees_at - now)}).",
-            )
-        running = [entry for entry in recent if not entry.is_terminal]
-        max_running = limits.max_running_tasks
-        if max_running is not None and len(running) >= max_running:
-            ids = ", ".join(entry.task_id or entry.entry_id for entry in running)
-            frees_at = _parse_time(running[0].recorded_at) + window
-            raise LimitExceededError(
-                "running tasks",
-                max_running,
-                f"It frees up as soon as one of them ends ({ids}: wait_for_video on one of them), and "
-                f"at {_clock(frees_at)} UTC at the latest (in {_minutes(frees_at - now)}), when the "
-                f"oldest stops counting ({defaults.LIMIT_WINDOW_SECONDS / 3600:g} h after its submit).",
-            )
 
     async def _submit_journaled(
         self, request: SubmitRequest, entry_id: str, principal: Principal
@@ -627,46 +517,6 @@ def _unreachable_note(outcome: WaitOutcome, since: str) -> str:
         "The status shown is the last one known. The task itself is unaffected: calling "
         "wait_for_video again is safe and never resubmits or pays twice."
     )
-
-
-def _iso(moment: datetime) -> str:
-    """As the journal writes its times (so they compare as strings)."""
-    return moment.isoformat(timespec="milliseconds")
-
-
-def _parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _clock(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%H:%M")
-
-
-def _minutes(span: timedelta) -> str:
-    minutes = max(1, round(span.total_seconds() / 60))
-    return f"{minutes} min"
-
-
-def _over(cost: CostEstimate, max_cost: float | None) -> bool:
-    return max_cost is not None and cost.amount > max_cost
-
-
-def _covers(max_cost: float | None, cost: CostEstimate) -> bool:
-    return max_cost is not None and max_cost >= cost.amount
-
-
-def _next_step_after_quote(
-    needs_confirmation: bool, refusal: str | None, max_cost: float | None, cost: CostEstimate
-) -> str:
-    if refusal is not None:
-        return "Change the request (or the max_cost, with the user's agreement) before submitting it."
-    if needs_confirmation and not _covers(max_cost, cost):
-        return (
-            "submit_video will ask the user to approve this price; a client that cannot ask them needs "
-            f"max_cost of at least {cost.amount:g}, set only after the user agreed."
-        )
-    return "submit_video would send this request as it stands."
 
 
 def _unknown_outcome_message(entry: JournalEntry) -> str:
