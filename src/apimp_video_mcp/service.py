@@ -22,6 +22,7 @@ import anyio
 from apimp_video_mcp import defaults
 from apimp_video_mcp.access.limits import SubmitLimits
 from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Principal
+from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.costs.budget import Spending
 from apimp_video_mcp.costs.pricing import CostEstimate
@@ -168,13 +169,10 @@ class VideoService:
             self.pollers.running(),
             self.statuses.running(),
             self.saver.running(),
-            anyio.create_task_group() as group,
+            background_tasks() as group,
         ):
             group.start_soon(self.retention.run_periodically)
-            try:
-                yield self
-            finally:
-                group.cancel_scope.cancel()
+            yield self
 
     async def submit(
         self,

@@ -27,6 +27,7 @@ import httpx2
 from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.downloads.files import SizeCap, describe_size, download_video, video_filename
 from apimp_video_mcp.downloads.network import build_download_client
@@ -71,13 +72,12 @@ class VideoSaver:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoSaver]:
         try:
-            async with anyio.create_task_group() as group:
+            async with background_tasks() as group:  # downloads end with the server
                 self._group = group
                 try:
                     yield self
                 finally:
                     self._group = None
-                    group.cancel_scope.cancel()  # downloads end with the server
         finally:
             if self._http is not None:
                 with anyio.CancelScope(shield=True):

@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
+from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.store.interface import TaskStore
 
@@ -120,13 +121,10 @@ class ClusterCoordination:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as group:
+        async with background_tasks() as group:
             group.start_soon(self._renew_forever)
             group.start_soon(self._listen_forever)
-            try:
-                yield
-            finally:
-                group.cancel_scope.cancel()
+            yield
 
     async def claim(self, task_id: str) -> bool:
         return await self._leases.claim_polling(task_id, self.owner, self.lease_seconds)

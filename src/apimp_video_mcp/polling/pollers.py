@@ -32,6 +32,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.errors import TRANSIENT_ERRORS, RateLimitedError
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.polling.coordination import Coordination, SoloCoordination
@@ -269,13 +270,12 @@ class PollerHub:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[PollerHub]:
-        async with self._coordination.running(), anyio.create_task_group() as group:
+        async with self._coordination.running(), background_tasks() as group:
             self._group = group
             try:
                 yield self
             finally:
                 self._group = None
-                group.cancel_scope.cancel()
 
     @property
     def active_pollers(self) -> int:

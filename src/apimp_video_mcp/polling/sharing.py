@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 from anyio.abc import TaskGroup
 
+from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.errors import UpstreamUnreachableError
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.polling.pollers import Clock
@@ -56,13 +57,12 @@ class SharedStatus:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[SharedStatus]:
-        async with anyio.create_task_group() as group:
+        async with background_tasks() as group:
             self._group = group
             try:
                 yield self
             finally:
                 self._group = None
-                group.cancel_scope.cancel()
 
     async def get(self, task_id: str, ask: Ask, *, refresh: bool = False) -> TaskSnapshot:
         """The task's status, at most `fresh_seconds` old; a failed request's error is raised.

@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 
 from apimp_video_mcp import defaults
+from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.polling.pollers import Clock, ScaledClock
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class JournalRetry:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Retry in the background until the block ends; what is still pending then is logged."""
-        async with anyio.create_task_group() as group:
+        async with background_tasks() as group:
             self._group = group
             try:
                 yield
@@ -61,7 +62,6 @@ class JournalRetry:
                 self._group = None
                 for what in self._pending.values():
                     logger.error("the server stopped before the task journal could record %s", what)
-                group.cancel_scope.cancel()
 
     def retry(self, write: Write, *, what: str) -> bool:
         """Try `write` again in the background; False when the service is not running to do it."""
