@@ -3,7 +3,8 @@
 The folders are the design. At the top sits the plain domain's core, which knows nothing of MCP:
 `defaults` and `config` (settings), `errors`, `catalog` and `models` (what APIMP accepts and
 answers), `json_limits` (bounds on what callers send), `local_files` (which local images may be
-read), `results` (what the service answers) and `service` (the video service itself). Its larger
+read), `results` (what the service answers), `background` (work that lives as long as a block)
+and `service` (the video service itself). Its larger
 parts have folders: `upstream/` (the APIMP client, retry rules, uploads), `store/` (the task
 journal behind its `TaskStore` interface, SQLite or PostgreSQL), `polling/` (pollers, schedule,
 shared status, cluster coordination), `downloads/` (saving result videos safely), `costs/`
