@@ -78,6 +78,10 @@ UPLOAD_CHUNK_BYTES: Final = 256 * 1024
 # --- The task journal ------------------------------------------------------------------------
 # How long a journal write waits for another process's write on the same file before failing.
 JOURNAL_BUSY_TIMEOUT_SECONDS: Final = 5.0
+# How long a submit waits for its principal's turn to be checked and journaled (the submit lock,
+# held across every process on the journal for a few statements): long enough for a burst of the
+# same caller's submits to take turns, short enough to refuse clearly when the journal is stuck.
+SUBMIT_LOCK_TIMEOUT_SECONDS: Final = 10.0
 # A task id the journal could not take after an accepted submit is returned at once (with a
 # warning) and its write retried after these pauses: about two minutes in all, long enough to
 # outlast another process's long transaction, short enough to give up while someone still reads

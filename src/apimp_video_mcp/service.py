@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -117,7 +117,7 @@ class VideoService:
         self.journal_retry = JournalRetry(clock=clock)
         # Whose each polled (or running) task is: the poller asks APIMP with its owner's key.
         self._owners: dict[str, Principal] = {}
-        # A limited principal's check-then-record runs one at a time, so parallel submits all count.
+        # A principal's running tasks and submits per hour, counted from the journal.
         self.limits = SubmitLimits(journal)
         # Prices, budgets and the confirmation threshold, weighed before anything is sent.
         self.costs = Quoter(settings, journal)
@@ -136,9 +136,6 @@ class VideoService:
                 settings.upload_roots, None, max_bytes=settings.upload_max_bytes
             ),
         )
-        # A budget check and the journal entry that spends from it happen as one step, so two
-        # submits at once cannot both fit in the last of a budget.
-        self._spending_lock = anyio.Lock()
         # One poller per task for the whole process: every waiter on a task shares its requests.
         self.pollers = PollerHub(
             self._poll_status,
@@ -191,15 +188,10 @@ class VideoService:
         quote = await self.quote(request, principal=principal, max_cost=max_cost)
         self.costs.refuse_unless_allowed(quote, approved=approved)
         cost = quote.estimated_cost
-        async with self.limits.checked(principal):
-            # Local images become hosted URLs.
-            request, uploaded = await self._uploader(principal).localize(request)
-            async with self._spending_lock:
-                spending = await self.spending(principal)
-                refusal = spending.refusal(cost, self.settings.price_table)
-                if refusal is not None:  # another submit spent the rest meanwhile
-                    raise OverBudgetError(refusal)
-                entry_id = await self._record_submission(request, principal, cost)
+        await self.limits.check(principal)  # a submit over a limit uploads nothing
+        # Local images become hosted URLs, before the submit lock: an upload may take a while.
+        request, uploaded = await self._uploader(principal).localize(request)
+        entry_id, spending = await self._journal_within_limits(request, principal, cost)
         snapshot = await self._submit_journaled(request, entry_id, principal)
         logger.info("submitted %s task %s (estimated %s)", request.model, snapshot.task_id, cost.display)
         return SubmitResult(
@@ -215,6 +207,42 @@ class VideoService:
             spending=spending.including(cost, self.settings.price_table),
             next_step=NEXT_AFTER_SUBMIT,
         )
+
+    async def _journal_within_limits(
+        self, request: SubmitRequest, principal: Principal, cost: CostEstimate
+    ) -> tuple[str, Spending]:
+        """Check the limits and the budgets (again: a parallel submit may have taken the rest), and
+        journal the submit they allow: as one step, under the principal's submit lock, so that two
+        submits at once, on this instance or on another sharing the journal, cannot both fit in
+        the last of a limit or a budget. If the step fails after the entry was written (the lock
+        was lost meanwhile), nothing is sent, so the entry is dropped."""
+        entry_id: str | None = None
+        try:
+            async with self._submit_lock(principal):
+                spending = await self._within_limits(principal, cost)
+                entry_id = await self._record_submission(request, principal, cost)
+        except BaseException:
+            if entry_id is not None:
+                await self._settle(self.journal.discard(entry_id), entry_id)
+            raise
+        return entry_id, spending
+
+    async def _within_limits(self, principal: Principal, cost: CostEstimate) -> Spending:
+        """The principal's spending so far, if one more submit at `cost` breaks no limit and no budget."""
+        await self.limits.check(principal)
+        spending = await self.spending(principal)
+        refusal = spending.refusal(cost, self.settings.price_table)
+        if refusal is not None:
+            raise OverBudgetError(refusal)
+        return spending
+
+    def _submit_lock(self, principal: Principal) -> AbstractAsyncContextManager[None]:
+        """The store's submit lock when a limit or a budget counts the principal's submits; else none
+        (nothing is counted, so parallel submits have nothing to overrun)."""
+        budgeted = self.settings.budget_daily is not None or self.settings.budget_monthly is not None
+        if budgeted or SubmitLimits.apply_to(principal):
+            return self.journal.submit_lock(principal.id)
+        return nullcontext()
 
     async def _record_submission(
         self, request: SubmitRequest, principal: Principal, cost: CostEstimate

@@ -2,16 +2,13 @@
 
 The journal is the record of what a principal submitted, so the limits are counted from it. The
 check and the journal entry of the submit it allows must happen as one step, or parallel submits
-would all see room for one more: `checked` holds a per-principal lock across both.
+(on this instance or on another one sharing the journal) would all see room for one more: the
+caller holds the store's `submit_lock` across both (see `VideoService.submit`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-
-import anyio
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.access.principals import Principal
@@ -24,18 +21,21 @@ class SubmitLimits:
 
     def __init__(self, journal: TaskStore) -> None:
         self.journal = journal
-        self._locks: dict[str, anyio.Lock] = {}
 
-    @asynccontextmanager
-    async def checked(self, principal: Principal) -> AsyncIterator[None]:
-        """Check the limits, and hold them while the block journals the submit they allowed."""
+    @staticmethod
+    def apply_to(principal: Principal) -> bool:
+        """Whether the principal has a limit to count at all."""
         limits = principal.limits
-        if limits.max_running_tasks is None and limits.max_submits_per_hour is None:
-            yield
-            return
-        async with self._locks.setdefault(principal.id, anyio.Lock()):
+        return limits.max_running_tasks is not None or limits.max_submits_per_hour is not None
+
+    async def check(self, principal: Principal) -> None:
+        """Raise `LimitExceededError` when one more submit would break one of the principal's limits.
+
+        Final only under the principal's `submit_lock`, held until the submit is journaled; without
+        it, an early refusal (before images are uploaded) that a parallel submit may outdate.
+        """
+        if self.apply_to(principal):
             await self._check(principal)
-            yield
 
     async def _check(self, principal: Principal) -> None:
         limits = principal.limits

@@ -2,7 +2,8 @@
 
 `interface` is the contract the service depends on, `records` the shapes it returns, and each
 backend lives in a module of its own (`sqlite`, the embedded default; `postgres`, a cluster's
-shared journal), chosen by `selection`; `migrations` versions the schema of both.
+shared journal), chosen by `selection`; `migrations` versions the schema of both, and
+`submit_lock` holds what both share to make a principal's submits take turns at its limits.
 """
 
 from apimp_video_mcp.store.interface import TaskStore

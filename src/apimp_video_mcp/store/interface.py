@@ -15,6 +15,7 @@ else's task. A backend must keep that column through its own upgrades.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,6 +37,18 @@ class TaskStore(Protocol):
 
     async def check(self) -> None:
         """Answer one trivial statement, or raise: whether the store can serve requests now."""
+
+    def submit_lock(self, principal: str) -> AbstractAsyncContextManager[None]:
+        """Hold the principal's submit lock for the block: across every process sharing this journal,
+        no other submit of the principal is between its checks and its journal entry meanwhile.
+
+        A principal's limits and budgets are counted from the journal, so the check of a submit
+        and the `record_submission` it allows must be one step, or submits checked at once (on one
+        instance or on several) would all see room for one more and all be sent. The wait is
+        bounded (`defaults.SUBMIT_LOCK_TIMEOUT_SECONDS`): past it, `JournalUnavailableError` says
+        nothing was sent. So is a lock that may have lapsed during the block (its connection was
+        lost): the block's entry must then not be sent. See `store.submit_lock`.
+        """
 
     async def record_submission(
         self,

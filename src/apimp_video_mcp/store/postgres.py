@@ -8,22 +8,24 @@ psycopg 3 speaks to the server: its async connections fit anyio on asyncio, its 
 few connections for the instance's many waiters, and it sends no server-side prepared statements
 unless told to, so it works unchanged behind PgBouncer. Several instances write at once, so a
 status write locks its row (`FOR UPDATE`) before it decides whether the status changed, and
-announces a change with NOTIFY. The store also keeps the polling leases of `coordination`.
+announces a change with NOTIFY. The store also keeps the polling leases of `coordination`, and
+each principal's submit lock (`submit_lock`: an advisory lock, so a limit holds across instances).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import anyio
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import ConfigurationError
@@ -40,12 +42,25 @@ from apimp_video_mcp.store.records import (
     stored_entry,
     stored_summary,
 )
+from apimp_video_mcp.store.submit_lock import (
+    KeyedLocks,
+    TurnTimeoutError,
+    held_until,
+    lock_failed,
+    lost_turn,
+    no_turn_within,
+    seconds_left,
+)
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 # The channel every status change is announced on (its payload: the task id), and where leases
 # are given back. A hint only: a listener can miss one across a reconnect, so followers re-read.
 CHANGES_CHANNEL: Final = "apimp_task_changes"
+
+# The first key of every submit lock (the second: the principal's hash): "APMP" in ASCII. Advisory
+# locks with two keys live apart from the one-key lock the migrations take.
+SUBMIT_LOCK_NAMESPACE: Final = 0x41504D50
 
 
 def describe_url(url: str) -> str:
@@ -71,10 +86,18 @@ class PostgresTaskStore:
         *,
         min_connections: int = defaults.POSTGRES_POOL_MIN_CONNECTIONS,
         max_connections: int = defaults.POSTGRES_POOL_MAX_CONNECTIONS,
+        submit_lock_seconds: float = defaults.SUBMIT_LOCK_TIMEOUT_SECONDS,
     ) -> None:
+        if max_connections < 2:
+            raise ValueError("a submit lock holds one pooled connection while its block uses another")
         self.url = url
         self._min_connections = min_connections
         self._max_connections = max_connections
+        self._submit_lock_seconds = submit_lock_seconds
+        self._submit_turns = KeyedLocks()
+        # Submit locks hold at most half the pool, so the statements of their blocks (and every
+        # other caller) always find a connection: a full pool of lock holders would wait forever.
+        self._submit_slots = anyio.CapacityLimiter(max_connections // 2)
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._opening = anyio.Lock()
         # Readiness asks on a connection of its own: behind a thousand waiters' statements in the
@@ -117,6 +140,37 @@ class PostgresTaskStore:
                     with anyio.CancelScope(shield=True):
                         await probe.close()
                 raise
+
+    @asynccontextmanager
+    async def submit_lock(self, principal: str) -> AsyncIterator[None]:
+        """The principal's advisory lock, held in a transaction of its own while the block runs.
+
+        A transaction-level lock (`pg_advisory_xact_lock`) ends with its transaction, so however
+        the block ends (an error, a cancellation, a connection lost or handed back unfinished), the
+        lock is released: by the COMMIT here, by the pool's rollback, or by the server when the
+        session dies. It also works behind PgBouncer's transaction pooling, where a session lock
+        would stay with whichever client gets the server connection next. The wait is bounded by
+        the transaction's `lock_timeout`. A COMMIT that fails means the session may have died
+        during the block, lock and all, so the block's submit may have overlapped another:
+        `lost_turn` says it must not be sent.
+        """
+        deadline = anyio.current_time() + self._submit_lock_seconds
+        try:
+            async with (
+                self._submit_turns.held(principal, deadline=deadline),
+                held_until(self._submit_slots, deadline=deadline),
+            ):
+                pool = await self._connections()
+                conn = await self._locked_connection(pool, principal, deadline)
+                try:
+                    yield
+                except BaseException:
+                    await self._end_lock_transaction(pool, conn, "ROLLBACK")
+                    raise
+                if not await self._end_lock_transaction(pool, conn, "COMMIT"):
+                    raise lost_turn(describe_url(self.url))
+        except TurnTimeoutError:
+            raise no_turn_within(describe_url(self.url), "PostgreSQL", self._submit_lock_seconds) from None
 
     async def record_submission(
         self,
@@ -377,6 +431,47 @@ class PostgresTaskStore:
         async with self._connection() as conn:
             await conn.execute(query, params)
 
+    async def _locked_connection(
+        self, pool: AsyncConnectionPool[Connection], principal: str, deadline: float
+    ) -> Connection:
+        """A pooled connection in a transaction holding the principal's submit lock, by `deadline`."""
+        try:
+            conn = await pool.getconn(timeout=max(seconds_left(deadline), 0.001))
+        except PoolTimeout:
+            raise TurnTimeoutError from None
+        try:
+            wait_ms = max(round(seconds_left(deadline) * 1000), 1)
+            await conn.execute(f"BEGIN; SET LOCAL lock_timeout = {wait_ms}")
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _submit_lock_keys(principal))
+        except BaseException as exc:
+            await self._end_lock_transaction(pool, conn, "ROLLBACK")
+            if isinstance(exc, psycopg.errors.LockNotAvailable):  # the lock_timeout ran out
+                raise TurnTimeoutError from None
+            if isinstance(exc, psycopg.Error):
+                raise lock_failed("PostgreSQL", exc) from exc
+            raise
+        return conn
+
+    async def _end_lock_transaction(
+        self, pool: AsyncConnectionPool[Connection], conn: Connection, end: Literal["COMMIT", "ROLLBACK"]
+    ) -> bool:
+        """End the lock's transaction and give the connection back, whatever cancels the caller;
+        True when the session lived to the end (so its lock was held throughout).
+
+        A connection that cannot end the transaction in time is closed: the server then ends the
+        session, and its lock with it. (A pool closed meanwhile closes what it is given back.)
+        """
+        ended = False
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self._submit_lock_seconds):
+                    await conn.execute(end)
+                ended = True
+            except Exception:
+                await conn.close()
+            await pool.putconn(conn)
+        return ended
+
 
 async def _write_snapshot(conn: Connection, entry_id: str, snapshot: TaskSnapshot) -> None:
     """Write the status through, and an event when status or progress changed (inside a transaction)."""
@@ -410,6 +505,15 @@ async def _write_snapshot(conn: Connection, entry_id: str, snapshot: TaskSnapsho
 async def _notify_change(conn: Connection, task_id: str) -> None:
     """Tell every listening instance the task changed; sent when the transaction commits."""
     await conn.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, task_id))
+
+
+def _submit_lock_keys(principal: str) -> tuple[int, int]:
+    """The two int4 keys of a principal's submit lock: the namespace and 32 bits of its id's hash.
+
+    Two principals sharing a hash would only take turns with each other: slower, never wrong.
+    """
+    digest = hashlib.blake2b(principal.encode(), digest_size=4).digest()
+    return SUBMIT_LOCK_NAMESPACE, int.from_bytes(digest, "big", signed=True)
 
 
 def _timestamp(value: datetime) -> str:

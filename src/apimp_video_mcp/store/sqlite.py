@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -34,6 +35,7 @@ from apimp_video_mcp.store.records import (
     stored_entry,
     stored_summary,
 )
+from apimp_video_mcp.store.submit_lock import TurnTimeoutError, file_locked, held_until, no_turn_within
 
 T = TypeVar("T")
 
@@ -57,7 +59,11 @@ class SqliteTaskStore:
     """
 
     def __init__(
-        self, path: Path | str, *, busy_timeout_seconds: float = defaults.JOURNAL_BUSY_TIMEOUT_SECONDS
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_seconds: float = defaults.JOURNAL_BUSY_TIMEOUT_SECONDS,
+        submit_lock_seconds: float = defaults.SUBMIT_LOCK_TIMEOUT_SECONDS,
     ) -> None:
         self.path = str(path)
         self._busy_timeout_seconds = busy_timeout_seconds
@@ -65,6 +71,8 @@ class SqliteTaskStore:
         # One statement at a time on one connection: SQLite serialises writers anyway, and a
         # single worker keeps the connection's state simple.
         self._limiter = anyio.CapacityLimiter(1)
+        self._submit_lock_seconds = submit_lock_seconds
+        self._submit_turn = anyio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> SqliteTaskStore:
@@ -79,6 +87,28 @@ class SqliteTaskStore:
 
     async def check(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    @asynccontextmanager
+    async def submit_lock(self, principal: str) -> AsyncIterator[None]:
+        """One submit check at a time for the whole journal: this store's own lock, then, for a file,
+        a lock file beside it (`<journal>-submit-lock`, see `submit_lock.file_locked`) that every
+        process opening the journal takes too (two desktop hosts, each with its own server).
+
+        One turn for every principal rather than one each: SQLite runs the store's statements one
+        at a time anyway, and the turn lasts a few of them. SQLite's own write lock cannot serve:
+        `BEGIN IMMEDIATE` would have to stay open across the block's statements, which run as
+        transactions of their own on this store's one connection. An in-memory journal, which no
+        other process can open, and Windows, which has no `flock`, take this store's lock alone.
+        """
+        deadline = anyio.current_time() + self._submit_lock_seconds
+        shared = (
+            nullcontext() if self.path == MEMORY else file_locked(_lock_file(self.path), deadline=deadline)
+        )
+        try:
+            async with held_until(self._submit_turn, deadline=deadline), shared:
+                yield
+        except TurnTimeoutError:
+            raise no_turn_within(self.path, "SQLite", self._submit_lock_seconds) from None
 
     async def record_submission(
         self,
@@ -308,6 +338,12 @@ class SqliteTaskStore:
                 return work(self._connection)
 
         return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
+
+
+def _lock_file(location: str) -> Path:
+    """The journal's submit lock file, beside it as SQLite's own `-wal` and `-shm` files are."""
+    journal = Path(location).expanduser()
+    return journal.with_name(f"{journal.name}-submit-lock")
 
 
 def _connect(location: str, *, busy_timeout_seconds: float) -> sqlite3.Connection:
