@@ -219,3 +219,34 @@ def test_a_cluster_store_gets_coordination_and_a_file_does_not(tmp_path: Path) -
     assert isinstance(
         _coordination(settings, PostgresTaskStore("postgresql://x@127.0.0.1/db")), ClusterCoordination
     )
+
+
+async def test_a_poller_rides_out_the_store_dropping_every_connection(
+    upstream: Upstream, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database restarting (or a proxy cutting connections) fails the poller's claims and reads
+    for a moment: the poller backs off and carries on, and the server around it keeps running."""
+    store = await PostgresTaskStore.open(postgres_url)
+    async with running_instance(upstream, tmp_path, postgres_url) as instance:
+        task_id = (await instance.service.submit(SUBMIT)).task_id
+        assert await store.claim_polling(task_id, "other-instance", 3600)  # so this one reads the store
+        await store.close()
+        waited: list[Any] = []
+
+        async def wait() -> None:
+            waited.append(await instance.service.wait(task_id, download=False))
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait)
+                async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+                    while "the task journal failed" not in caplog.text:
+                        await admin.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                        await anyio.sleep(0.05)
+                    await admin.execute("UPDATE task_polls SET lease_until = now() - interval '1 second'")
+
+    assert waited[0].status == "finished"
+    assert instance.status_requests >= 1

@@ -181,7 +181,9 @@ class SubmitOutcomeUnknownError(ApimpError):
 
 
 class JournalUnavailableError(ApimpError):
-    """The task journal could not record a submit before it was sent, so it was not sent."""
+    """The task journal could not be read or written where the answer depends on it.
+
+    A submit it cannot record first is not sent; a task it cannot look up is not asked about."""
 
 
 DownloadFailure = Literal["expired", "too_large", "failed"]

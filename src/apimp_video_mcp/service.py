@@ -12,8 +12,8 @@ one user of a stdio server.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -61,8 +61,9 @@ from apimp_video_mcp.results import (
     WaitResult,
 )
 from apimp_video_mcp.store import EntryStatus, JournalEntry, TaskStore
+from apimp_video_mcp.store.interface import describe_failure
 from apimp_video_mcp.store.retention import JournalRetention
-from apimp_video_mcp.store.write_retry import JournalRetry, describe_failure
+from apimp_video_mcp.store.write_retry import JournalRetry
 from apimp_video_mcp.upstream.client import ApimpClient
 from apimp_video_mcp.upstream.uploads import ImageUploader
 
@@ -393,12 +394,12 @@ class VideoService:
         task not already its own, is refused with the same `UnknownTaskError`: the answer never
         tells whether a task exists.
         """
-        entry = await self.journal.get(task_id, principal=principal.id, with_events=with_events)
-        if entry is not None:
-            return entry
-        if principal.remote or await self.journal.owner(task_id) is not None:
+        with reading_the_journal(f"look up task {task_id}"):
+            entry = await self.journal.get(task_id, principal=principal.id, with_events=with_events)
+            refused = entry is None and (principal.remote or await self.journal.owner(task_id) is not None)
+        if refused:
             raise UnknownTaskError(task_id)
-        return None
+        return entry
 
     async def fetch_status(
         self, task_id: str, principal: Principal = LOCAL_PRINCIPAL, *, retry: bool = True
@@ -432,7 +433,8 @@ class VideoService:
         self, *, status: EntryStatus | None = None, limit: int = 20, principal: Principal = LOCAL_PRINCIPAL
     ) -> TaskList:
         """The principal's newest tasks in the journal, and their estimated spend today and this month."""
-        summaries = await self.journal.summaries(principal=principal.id, status=status, limit=limit)
+        with reading_the_journal("list the tasks"):
+            summaries = await self.journal.summaries(principal=principal.id, status=status, limit=limit)
         return TaskList(tasks=summaries, status_filter=status, spending=await self.spending(principal))
 
     async def wait(
@@ -508,7 +510,8 @@ class VideoService:
 
     async def _last_known(self, task_id: str, outcome: WaitOutcome, principal: Principal) -> TaskSnapshot:
         """The journal's last status of a task APIMP did not answer about; unreachable if it has none."""
-        entry = await self.journal.get(task_id, principal=principal.id)
+        with reading_the_journal(f"find the last status of task {task_id}"):
+            entry = await self.journal.get(task_id, principal=principal.id)
         if entry is not None and entry.task_id is not None and entry.submit_state == "accepted":
             return entry.to_snapshot()
         last_error = f" The last error: {outcome.last_error}." if outcome.last_error else ""
@@ -517,6 +520,21 @@ class VideoService:
             f"{outcome.waited_seconds:.0f} s, and this server has no record of the task.{last_error} "
             "Nothing was submitted or charged by this call; calling wait_for_video again later is safe."
         )
+
+
+@contextmanager
+def reading_the_journal(purpose: str) -> Iterator[None]:
+    """A journal that cannot answer (the disk, the database or its pool) is told plainly, for what,
+    and that nothing was sent: the SDK would otherwise report an unexpected error and no more."""
+    try:
+        yield
+    except Exception as exc:
+        failure = describe_failure(exc)
+        logger.warning("the task journal could not be read to %s: %s", purpose, failure)
+        raise JournalUnavailableError(
+            f"The task journal could not be read to {purpose} ({failure}). Nothing was sent to APIMP. "
+            "Try again in a moment; if it keeps failing, the server's operator should check APIMP_JOURNAL."
+        ) from exc
 
 
 def _coordination(settings: Settings, journal: TaskStore) -> Coordination | None:

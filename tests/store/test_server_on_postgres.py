@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import psycopg
 import pytest
 from mcp import Client
 
@@ -13,7 +14,7 @@ from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.server import build_server
 from apimp_video_mcp.store import task_store_for
-from tests.support import Upstream, fast_settings, structured
+from tests.support import Upstream, fast_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -55,3 +56,26 @@ async def test_an_unreachable_database_is_named_without_its_password() -> None:
     assert "postgresql://127.0.0.1:1/journal" in str(raised.value)
     assert "APIMP_JOURNAL" in str(raised.value)
     assert "hunter2" not in str(raised.value)
+
+
+async def test_a_journal_that_cannot_answer_is_named_to_the_model_and_nothing_is_sent(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """The database restarted under the server: the tools say the journal failed, and for what."""
+    settings = fast_settings(upstream.base_url, tmp_path / "videos", journal_path=postgres_url)
+    async with Client(build_server(settings)) as client:
+        task_id = structured(await client.call_tool("submit_video", SUBMIT))["task_id"]
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        failed = await client.call_tool("get_status", {"task_id": task_id})
+        status_requests_after_failure = len(upstream.simulator.requests_to("/api/generate/status/"))
+        recovered = structured(await client.call_tool("get_status", {"task_id": task_id}))
+
+    assert failed.is_error
+    assert f"The task journal could not be read to look up task {task_id} (" in text_of(failed)
+    assert "Nothing was sent to APIMP" in text_of(failed)
+    assert status_requests_after_failure == 0  # the failed look-up asked APIMP nothing
+    assert recovered["task_id"] == task_id

@@ -23,7 +23,7 @@ from apimp_video_mcp.errors import (
 from apimp_video_mcp.models import SubmitRequest, effective_format
 from apimp_video_mcp.results import CostQuote
 from apimp_video_mcp.store import TaskStore
-from apimp_video_mcp.store.write_retry import describe_failure
+from apimp_video_mcp.store.interface import describe_failure
 
 
 class Quoter:

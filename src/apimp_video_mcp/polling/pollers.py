@@ -26,7 +26,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -36,10 +36,15 @@ from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.errors import TRANSIENT_ERRORS, RateLimitedError
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.polling.coordination import Coordination, SoloCoordination
+from apimp_video_mcp.store.interface import describe_failure
 
 logger = logging.getLogger(__name__)
 
 FetchStatus = Callable[[str], Awaitable[TaskSnapshot]]
+
+# Whose turn it is to ask APIMP about a task: this instance's ("ask"); another's, whose news it
+# followed until it was time to claim the task again ("followed"); nobody's, the task ended ("ended").
+Turn = Literal["ask", "followed", "ended"]
 
 
 class Clock(Protocol):
@@ -331,12 +336,23 @@ class PollerHub:
         return poller
 
     async def _poll_then_release(self, poller: TaskPoller) -> None:
-        """Poll; then give the task back to the other instances (if any), even when cancelled."""
+        """Poll; then give the task back to the other instances (if any), even when cancelled.
+
+        A poller runs in the hub's task group, beside every other task's: whatever goes wrong in
+        it ends this task's wait with the error, never the hub (and with it the server).
+        """
         try:
             await self._poll(poller)
+        except Exception as exc:
+            logger.exception("polling %s stopped on an unexpected error", poller.task_id)
+            poller.error = exc
+            poller.publish()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT_SECONDS):
-                await self._coordination.release(poller.task_id)
+                try:
+                    await self._coordination.release(poller.task_id)
+                except Exception:  # the lease lapses by itself
+                    logger.warning("giving back the lease of %s failed", poller.task_id, exc_info=True)
 
     async def _poll(self, poller: TaskPoller) -> None:
         """Ask, publish, sleep as the schedule says; failures back off (Retry-After wins).
@@ -347,14 +363,20 @@ class PollerHub:
         failures, following = 0, True
         with poller.scope:
             while True:
-                if not await self._coordination.claim(poller.task_id):
-                    if await self._follow_the_owner(poller):
-                        return
-                    following = True
+                try:
+                    turn = await self._take_turn(poller, following=following)
+                except Exception as exc:  # the shared store is away: nobody may ask APIMP until it is back
+                    failures += 1
+                    poller.last_transient_error = f"the task journal failed: {describe_failure(exc)}"
+                    logger.warning("polling %s: %s; backing off", poller.task_id, poller.last_transient_error)
+                    poller.publish()
+                    await self.clock.sleep(self.schedule.backoff_seconds(failures, None))
                     continue
-                if following and await self._ended_meanwhile(poller):
-                    return  # the last owner saw it end, then let go of it
-                following = False
+                if turn == "ended":
+                    return
+                following = turn == "followed"
+                if following:
+                    continue
                 started = poller.request_started_at = self.clock.now()
                 try:
                     snapshot = await self._fetch(poller.task_id)
@@ -385,6 +407,14 @@ class PollerHub:
                 await self.clock.sleep(
                     self.schedule.next_delay_seconds(poller.history, self.clock.now(), self._rng)
                 )
+
+    async def _take_turn(self, poller: TaskPoller, *, following: bool) -> Turn:
+        """Settle with the other instances who asks APIMP now (see `Turn`)."""
+        if not await self._coordination.claim(poller.task_id):
+            return "ended" if await self._follow_the_owner(poller) else "followed"
+        if following and await self._ended_meanwhile(poller):
+            return "ended"  # the last owner saw it end, then let go of it
+        return "ask"
 
     async def _follow_the_owner(self, poller: TaskPoller) -> bool:
         """Publish what the owning instance writes until it is time to claim again; True once ended."""

@@ -29,6 +29,18 @@ from apimp_video_mcp.store.records import (
 )
 
 
+def describe_failure(exc: Exception) -> str:
+    """A journal failure in a few words for the caller: the backend's message, first line, bounded.
+
+    An OS error gives only its reason: its file name is a path on the server, which a remote
+    caller has no business learning (the operator finds it in the log).
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return message[:200]
+
+
 class TaskStore(Protocol):
     """A durable record of every task this server submitted or saw."""
 

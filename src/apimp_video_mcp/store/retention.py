@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from apimp_video_mcp import defaults
 from apimp_video_mcp.polling.pollers import Clock, ScaledClock
 from apimp_video_mcp.store import TaskStore
-from apimp_video_mcp.store.write_retry import describe_failure
+from apimp_video_mcp.store.interface import describe_failure
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import anyio
 import anyio.to_thread
 
 from apimp_video_mcp.errors import JournalUnavailableError
-from apimp_video_mcp.store.write_retry import describe_failure
+from apimp_video_mcp.store.interface import describe_failure
 
 logger = logging.getLogger(__name__)
 

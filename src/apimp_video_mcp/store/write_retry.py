@@ -19,22 +19,11 @@ import anyio.abc
 from apimp_video_mcp import defaults
 from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.polling.pollers import Clock, ScaledClock
+from apimp_video_mcp.store.interface import describe_failure
 
 logger = logging.getLogger(__name__)
 
 Write = Callable[[], Awaitable[None]]
-
-
-def describe_failure(exc: Exception) -> str:
-    """A journal failure in a few words for the caller: the backend's message, first line, bounded.
-
-    An OS error gives only its reason: its file name is a path on the server, which a remote
-    caller has no business learning (the operator finds it in the log).
-    """
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return message[:200]
 
 
 class JournalRetry:
