@@ -31,16 +31,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import anyio
 import psycopg
 from mcp import Client
+from mcp.types import TextContent
 from psycopg import sql
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.support.cluster import Cluster, haproxy_binary, running_cluster
@@ -49,11 +50,18 @@ from tests.support.processes import child_environment
 
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_app
 from benchmarks._machine import load_average, print_header
+from benchmarks._workers import Worker, emit, next_message, worker_processes
 
+MODULE: Final = "benchmarks.cluster"
 MODEL: Final = "veo-3.0-fast-generate-001"
+# One process of SDK clients saturates a core; three keep 3,000 calls from queuing in the clients.
+DEFAULT_CLIENT_PROCESSES: Final = 3
+PHASE_LIMIT_SECONDS: Final = 900.0  # a phase takes about a minute: a cluster this slow is broken
+WORKER_START_TIMEOUT_SECONDS: Final = 300.0  # importing the SDK and starting 1,000 calls, loaded
 STATUS_PREFIX: Final = "/api/generate/status/"
 RETRY_PAUSE_SECONDS: Final = 0.2
 LEASE_PROBE_SECONDS: Final = 0.1
+TAKEOVER_WATCH_SECONDS: Final = 60.0
 TARGET_RATIO: Final = 1.2
 TARGET_TAKEOVER_SECONDS: Final = 10.0
 NEVER_SECONDS: Final = 86400.0
@@ -81,11 +89,16 @@ class StatusLog:
 
 @dataclass
 class Call:
+    """One wait_for_video call as its client saw it (answered_at from time.monotonic, one clock for
+    every process here)."""
+
     task_id: str
     started: bool = False
     answered_at: float | None = None
     status: str | None = None
-    broken: int = 0
+    broken: int = 0  # times the call was cut (its instance died) and made again
+    errors: int = 0  # tool errors answered (then the call was made again)
+    first_error: str | None = None
 
 
 @dataclass
@@ -95,7 +108,7 @@ class Phase:
 
 
 async def submit(cluster: Cluster, simulator: Simulator, count: int) -> list[str]:
-    """Tasks that end only when `end_when_in_flight` says, so every phase polls them equally long."""
+    """Tasks that end only when `run_phase` says, so every phase polls them equally long."""
     simulator.task_duration_seconds = NEVER_SECONDS
     async with Client(cluster.url) as client:
         results = [
@@ -105,50 +118,118 @@ async def submit(cluster: Cluster, simulator: Simulator, count: int) -> list[str
     return [str((result.structured_content or {})["task_id"]) for result in results]
 
 
-async def wait_all(cluster: Cluster, phase: Phase, waiters: int, clients: int, wait_seconds: float) -> None:
-    """`waiters` calls spread over the tasks, carried by `clients` connections, all at once."""
-    phase.calls = [Call(phase.task_ids[n % len(phase.task_ids)]) for n in range(waiters)]
-    per_client = [phase.calls[n::clients] for n in range(clients)]
-
-    async def one_client(calls: list[Call]) -> None:
-        pending = list(calls)
-        while pending:
-            try:
-                async with Client(cluster.url) as client, anyio.create_task_group() as group:
-                    for call in pending:
-                        group.start_soon(wait_one, client, call, wait_seconds)
-            except Exception:  # the instance died under some calls: call again through the balancer
-                await anyio.sleep(RETRY_PAUSE_SECONDS)
-            for call in pending:
-                if call.answered_at is None:
-                    call.broken += 1
-            pending = [call for call in pending if call.answered_at is None]
-
-    async with anyio.create_task_group() as group:
-        for calls in per_client:
-            group.start_soon(one_client, calls)
+def deal(task_ids: list[str], waiters: int, clients: int) -> list[list[str]]:
+    """Each client's calls, as the task each one waits on: the waiters evenly over tasks and clients."""
+    return [
+        [task_ids[n % len(task_ids)] for n in range(client, waiters, clients)] for client in range(clients)
+    ]
 
 
-async def wait_one(client: Client, call: Call, wait_seconds: float) -> None:
-    call.started = True
-    result = await client.call_tool(
-        "wait_for_video", {"task_id": call.task_id, "timeout_seconds": wait_seconds, "download": False}
-    )
-    content: dict[str, Any] = result.structured_content or {}
-    if content.get("done"):
-        call.status, call.answered_at = str(content["status"]), time.monotonic()
+# --- The clients (in the worker processes) ----------------------------------------------------------
 
 
-def finish_to_last_answer(simulator: Simulator, phase: Phase) -> list[float]:
+@dataclass
+class Started:
+    """Counts first starts, so a worker can say once that every one of its calls is in flight."""
+
+    expected: int
+    count: int = 0
+    all: anyio.Event = field(default_factory=anyio.Event)
+
+    def start(self, call: Call) -> None:
+        if not call.started:
+            call.started = True
+            self.count += 1
+            if self.count >= self.expected:
+                self.all.set()
+
+
+async def run_client(url: str, calls: list[Call], started: Started, wait_seconds: float) -> None:
+    """One MCP client carrying its calls until every one has its answer.
+
+    A call cut by its instance's death is made again on the same client: the balancer no longer
+    routes to the dead instance. Should the client itself fail, a new one takes the calls left."""
+    pending = list(calls)
+    while pending:
+        with suppress(Exception):
+            async with Client(url) as client, anyio.create_task_group() as group:
+                for call in pending:
+                    group.start_soon(wait_one, client, call, started, wait_seconds)
+        pending = [call for call in pending if call.answered_at is None]
+        if pending:
+            await anyio.sleep(RETRY_PAUSE_SECONDS)
+
+
+async def wait_one(client: Client, call: Call, started: Started, wait_seconds: float) -> None:
+    started.start(call)
+    arguments = {"task_id": call.task_id, "timeout_seconds": wait_seconds, "download": False}
+    while call.answered_at is None:
+        try:
+            result = await client.call_tool("wait_for_video", arguments)
+        except Exception:  # the instance died under this call: call again through the balancer
+            call.broken += 1
+            await anyio.sleep(RETRY_PAUSE_SECONDS)
+            continue
+        if result.is_error:  # counted and shown; a model would call again too
+            call.errors += 1
+            call.first_error = (
+                call.first_error
+                or " ".join(block.text for block in result.content if isinstance(block, TextContent))[:300]
+            )
+            await anyio.sleep(RETRY_PAUSE_SECONDS)
+            continue
+        content: dict[str, Any] = result.structured_content or {}
+        if content.get("done"):
+            call.status, call.answered_at = str(content["status"]), time.monotonic()
+
+
+async def run_worker() -> None:
+    """Start every call, say so once all are in flight, report every call when all are answered
+    (or when the phase's time is up: a call never answered is reported as such, never waited for)."""
+    setup = await next_message()
+    shares = [[Call(task_id) for task_id in task_ids] for task_ids in setup["calls"]]
+    started = Started(expected=sum(len(share) for share in shares))
+    with anyio.move_on_after(PHASE_LIMIT_SECONDS):
+        async with anyio.create_task_group() as group:
+            for share in shares:
+                group.start_soon(run_client, setup["url"], share, started, setup["wait_seconds"])
+            await started.all.wait()
+            emit({"in_flight": started.count})
+    emit({"calls": [asdict(call) for share in shares for call in share]})
+
+
+# --- Orchestration (the benchmark process) -----------------------------------------------------------
+
+
+def last_answers(phase: Phase) -> dict[str, float]:
+    """When each task's last waiter had its answer."""
     last: dict[str, float] = {}
     for call in phase.calls:
         if call.answered_at is not None:
             last[call.task_id] = max(last.get(call.task_id, 0.0), call.answered_at)
+    return last
+
+
+def finish_to_last_answer(simulator: Simulator, phase: Phase) -> list[float]:
+    """Per task: from its finish upstream to its last waiter's answer (detection plus fan-out)."""
+    last = last_answers(phase)
     return [
         last[task_id] - simulator.tasks[task_id].finished_at(simulator.time_scale)
         for task_id in phase.task_ids
         if task_id in last
     ]
+
+
+def seen_to_last_answer(simulator: Simulator, log: StatusLog, phase: Phase) -> list[float]:
+    """Per task: from the status request that saw it finished to its last waiter's answer (fan-out)."""
+    last = last_answers(phase)
+    spans = []
+    for task_id in phase.task_ids:
+        finished_at = simulator.tasks[task_id].finished_at(simulator.time_scale)
+        seen = [at for at in log.times[task_id] if at >= finished_at]
+        if seen and task_id in last:
+            spans.append(last[task_id] - seen[0])
+    return spans
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -209,52 +290,116 @@ async def run(args: argparse.Namespace) -> None:
                 print(
                     f"cluster ready in {time.monotonic() - started:.1f} s (3 instances, HAProxy, PostgreSQL)"
                 )
-                await phases(args, cluster, simulator, log, url)
+                bench = Bench(args, cluster, simulator, log, url, Path(workdir))
+                await phases(bench)
 
 
-async def in_flight(phase: Phase, waiters: int, url: str, tasks: int) -> dict[str, str]:
-    """Wait until every call has started and every task has its poller; the lease owners then."""
-    # A database and a set of client calls have no event to wait on: poll both.
-    while len(phase.calls) < waiters or not all(call.started for call in phase.calls):  # noqa: ASYNC110
+@dataclass(frozen=True)
+class Bench:
+    """What every phase runs on."""
+
+    args: argparse.Namespace
+    cluster: Cluster
+    simulator: Simulator
+    log: StatusLog
+    url: str  # the database
+    workdir: Path
+
+
+async def lease_for_every_task(bench: Bench) -> dict[str, str]:
+    """Wait until every task has its poller somewhere in the cluster; the lease owners then."""
+    # The database has no event to wait on: poll it.
+    while len(owners := await lease_owners(bench.url)) < bench.args.tasks:  # noqa: ASYNC110
         await anyio.sleep(LEASE_PROBE_SECONDS)
-    while len(owners := await lease_owners(url)) < tasks:  # noqa: ASYNC110
-        await anyio.sleep(LEASE_PROBE_SECONDS)
-    await anyio.sleep(IN_FLIGHT_SETTLE_SECONDS)
     return owners
 
 
+async def drive(
+    worker: Worker, url: str, calls: list[list[str]], in_flight: anyio.Event, phase: Phase
+) -> None:
+    """Hand a worker its calls, note when all are in flight, collect how each one ended."""
+    await worker.send({"url": url, "wait_seconds": WAIT_SECONDS, "calls": calls})
+    with anyio.fail_after(WORKER_START_TIMEOUT_SECONDS):
+        await worker.receive("in_flight")
+    in_flight.set()
+    report = await worker.receive("calls")
+    phase.calls.extend(Call(**call) for call in report["calls"])
+
+
 async def run_phase(
-    cluster: Cluster, simulator: Simulator, url: str, args: argparse.Namespace, *, waiters: int, clients: int
+    bench: Bench,
+    *,
+    waiters: int,
+    clients: int,
+    during: Callable[[dict[str, str]], Awaitable[None]] | None = None,
 ) -> Phase:
-    """Tasks, their waits in flight, then `--task-duration` seconds of polling before they end."""
-    phase = Phase(await submit(cluster, simulator, args.tasks))
-    wait_seconds = WAIT_SECONDS
-    async with anyio.create_task_group() as group:
-        group.start_soon(wait_all, cluster, phase, waiters, clients, wait_seconds)
-        await in_flight(phase, waiters, url, args.tasks)
-        await anyio.sleep(args.task_duration)
+    """Fresh tasks, their waits in flight, `--task-duration` seconds of polling, then they end.
+
+    `during` runs once every call is in flight and every task has its poller (given the lease
+    owners), and its time counts in the polling, so every phase polls equally long.
+    """
+    phase = Phase(await submit(bench.cluster, bench.simulator, bench.args.tasks))
+    calls_per_client = deal(phase.task_ids, waiters, clients)
+    processes = max(1, min(bench.args.client_processes, clients))
+    async with (
+        worker_processes(MODULE, processes, clients, bench.workdir) as workers,
+        anyio.create_task_group() as group,
+    ):
+        in_flight = [anyio.Event() for _ in workers]
+        for worker, event in zip(workers, in_flight, strict=True):
+            calls = [calls_per_client[client] for client in worker.clients]
+            group.start_soon(drive, worker, bench.cluster.url, calls, event, phase)
+        for event in in_flight:
+            await event.wait()
+        owners = await lease_for_every_task(bench)
+        await anyio.sleep(IN_FLIGHT_SETTLE_SECONDS)
+        polling_started = time.monotonic()
+        if during is not None:
+            await during(owners)
+        await anyio.sleep(max(0.0, bench.args.task_duration - (time.monotonic() - polling_started)))
         for task_id in phase.task_ids:
-            simulator.finish_now(task_id)
+            bench.simulator.finish_now(task_id)
     return phase
 
 
-async def phases(
-    args: argparse.Namespace, cluster: Cluster, simulator: Simulator, log: StatusLog, url: str
-) -> None:
+def print_errors(phase: Phase) -> None:
+    errors = [call for call in phase.calls if call.errors]
+    if errors:
+        kinds = Counter(call.first_error for call in errors)
+        print(f"  tool errors (the call was made again): {sum(call.errors for call in errors)}, first ones:")
+        for text, count in kinds.most_common(3):
+            print(f"    {count} x {text}")
+
+
+def print_latency(bench: Bench, phase: Phase) -> None:
+    finish = describe(finish_to_last_answer(bench.simulator, phase))
+    seen = describe(seen_to_last_answer(bench.simulator, bench.log, phase))
+    print(f"  upstream finish -> last waiter's answer: {finish}")
+    print(f"  the poll that saw the finish -> last waiter's answer: {seen}")
+
+
+async def phases(bench: Bench) -> None:
+    args, simulator, log, cluster = bench.args, bench.simulator, bench.log, bench.cluster
+    shape = (
+        f"{args.waiters} waits on {args.tasks} tasks from {args.clients} clients "
+        f"in {args.client_processes} processes"
+    )
+
     # 1. shared
-    shared = await run_phase(cluster, simulator, url, args, waiters=args.waiters, clients=args.clients)
+    shared = await run_phase(bench, waiters=args.waiters, clients=args.clients)
     finished = sum(call.status == "finished" for call in shared.calls)
     shared_requests = log.count(shared.task_ids)
-    print(f"\n[shared] {args.waiters} waits on {args.tasks} tasks through the balancer")
+    print(f"\n[shared] {shape}, through the balancer")
     print(f"  completed: {finished}/{len(shared.calls)} finished")
     print(f"  upstream status requests: {shared_requests} ({shared_requests / args.tasks:.1f} per task)")
-    print(f"  upstream finish -> last waiter's answer: {describe(finish_to_last_answer(simulator, shared))}")
+    print_errors(shared)
+    print_latency(bench, shared)
     for instance in cluster.instances:
         rss = peak_rss_mb(instance.process.pid)
         print(f"  {instance.name} (pid {instance.process.pid}) peak RSS: {rss:.0f} MB")
 
     # 2. baseline: single pollers
-    baseline = await run_phase(cluster, simulator, url, args, waiters=args.tasks, clients=args.tasks)
+    baseline = await run_phase(bench, waiters=args.tasks, clients=args.tasks)
     baseline_requests = log.count(baseline.task_ids)
     ratio = shared_requests / baseline_requests if baseline_requests else float("nan")
     print(f"\n[baseline] {args.tasks} tasks, one waiter each: {baseline_requests} status requests")
@@ -262,40 +407,107 @@ async def phases(
     print(f"  upstream finish -> the waiter's answer: {describe(finish_to_last_answer(simulator, baseline))}")
 
     # 3. kill
-    killed = Phase(await submit(cluster, simulator, args.tasks))
-    async with anyio.create_task_group() as group:
-        group.start_soon(wait_all, cluster, killed, args.waiters, args.clients, WAIT_SECONDS)
-        owners = await in_flight(killed, args.waiters, url, args.tasks)
-        counts: dict[str, int] = defaultdict(int)
-        for owner in owners.values():
-            counts[owner] += 1
-        victim_owner = max(counts, key=counts.__getitem__)
-        victim = cluster.instance_with_pid(int(victim_owner.split(":")[1]))
-        victims_tasks = [task_id for task_id, owner in owners.items() if owner == victim_owner]
-        killed_at = time.monotonic()
-        victim.kill()
-        print(f"\n[kill] SIGKILL to {victim.name}, which polled {len(victims_tasks)} of {args.tasks} tasks")
-        await anyio.sleep(args.task_duration)
-        for task_id in killed.task_ids:
-            simulator.finish_now(task_id)
-    gaps = []
-    for task_id in victims_tasks:
-        times = log.times[task_id]
-        before = [at for at in times if at <= killed_at]
-        after = [at for at in times if at > killed_at]
-        if before and after:
-            gaps.append(after[0] - before[-1])
+    victim = Victim()
+
+    async def kill_the_busiest(owners: dict[str, str]) -> None:
+        await anyio.sleep(args.kill_after)
+        await victim.kill_busiest(cluster, owners, bench.url)
+        print(
+            f"\n[kill] {shape}; SIGKILL to {victim.name}, "
+            f"which polled {len(victim.task_ids)} of {args.tasks} tasks"
+        )
+        await victim.watch_claims(bench.url)
+
+    killed = await run_phase(bench, waiters=args.waiters, clients=args.clients, during=kill_the_busiest)
+    gaps = victim.takeover_gaps(log)
     lost = {call.task_id for call in killed.calls if call.status != "finished"}
     print(
         f"  completed: {sum(call.status == 'finished' for call in killed.calls)}/{len(killed.calls)} finished"
     )
     print(f"  calls broken by the kill and made again: {sum(call.broken for call in killed.calls)}")
     print(f"  takeover gap (last poll before the kill -> first after), per task: {describe(gaps)}")
-    print(f"  (target < {TARGET_TAKEOVER_SECONDS:g} s; {len(gaps)} of {len(victims_tasks)} tasks measured)")
+    victim.print_breakdown(log)
+    print(f"  (target < {TARGET_TAKEOVER_SECONDS:g} s; {len(gaps)} of {len(victim.task_ids)} tasks measured)")
     print(f"  lost tasks: {len(lost)} (target 0)")
     print(f"  upstream status requests: {log.count(killed.task_ids)}")
-    print(f"  upstream finish -> last waiter's answer: {describe(finish_to_last_answer(simulator, killed))}")
+    print_errors(killed)
+    print_latency(bench, killed)
     print(f"\nload average at the end: {load_average()}")
+
+
+@dataclass
+class Victim:
+    """The instance killed mid-run (the one holding the most polling leases), and its takeover.
+
+    The takeover gap splits in three: the dead instance's leases run out (they were renewed
+    until the kill), a survivor with a waiter claims the lease, and it asks APIMP.
+    """
+
+    name: str = ""
+    owner: str = ""
+    task_ids: list[str] = field(default_factory=list)
+    killed_at: float = 0.0
+    lease_left_seconds: dict[str, float] = field(default_factory=dict)  # at the kill
+    claimed_at: dict[str, float] = field(default_factory=dict)  # by a survivor
+
+    async def kill_busiest(self, cluster: Cluster, owners: dict[str, str], url: str) -> None:
+        self.owner, _ = Counter(owners.values()).most_common(1)[0]
+        instance = cluster.instance_with_pid(int(self.owner.split(":")[1]))
+        self.name = instance.name
+        self.task_ids = [task_id for task_id, holder in owners.items() if holder == self.owner]
+        instance.kill()
+        self.killed_at = time.monotonic()
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            cursor = await conn.execute(
+                "SELECT task_id, extract(epoch FROM lease_until - now()) FROM task_polls WHERE owner = %s",
+                (self.owner,),
+            )
+            self.lease_left_seconds = {task_id: float(left) for task_id, left in await cursor.fetchall()}
+
+    async def watch_claims(self, url: str) -> None:
+        """Note when each of the dead instance's tasks gets a new owner (read every probe interval)."""
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await self._watch_claims(conn)
+
+    async def _watch_claims(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        with anyio.move_on_after(TAKEOVER_WATCH_SECONDS):
+            while len(self.claimed_at) < len(self.task_ids):
+                cursor = await conn.execute("SELECT task_id, owner FROM task_polls")
+                now = time.monotonic()
+                for task_id, owner in await cursor.fetchall():
+                    if task_id in self.task_ids and owner != self.owner:
+                        self.claimed_at.setdefault(task_id, now)
+                await anyio.sleep(LEASE_PROBE_SECONDS)
+
+    def takeover_gaps(self, log: StatusLog) -> list[float]:
+        """Per task it polled: from its last status request before the kill to the first one after."""
+        return [first - last for last, first in self._polls_around_kill(log).values()]
+
+    def print_breakdown(self, log: StatusLog) -> None:
+        around = self._polls_around_kill(log)
+        lapsed = {task: self.killed_at + max(0.0, left) for task, left in self.lease_left_seconds.items()}
+        parts = {
+            "last poll -> kill": [self.killed_at - last for last, _ in around.values()],
+            "kill -> lease lapses": [at - self.killed_at for at in lapsed.values()],
+            "lapse -> a survivor claims": [
+                self.claimed_at[t] - lapsed[t] for t in self.claimed_at if t in lapsed
+            ],
+            "claim -> its first poll": [
+                around[t][1] - self.claimed_at[t] for t in self.claimed_at if t in around
+            ],
+        }
+        for name, values in parts.items():
+            print(f"    {name}: {describe(values)}")
+
+    def _polls_around_kill(self, log: StatusLog) -> dict[str, tuple[float, float]]:
+        around = {}
+        for task_id in self.task_ids:
+            times = log.times[task_id]
+            before = [at for at in times if at <= self.killed_at]
+            after = [at for at in times if at > self.killed_at]
+            if before and after:
+                around[task_id] = (before[-1], after[0])
+        return around
 
 
 def main() -> None:
@@ -304,12 +516,22 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=30)
     parser.add_argument("--waiters", type=int, default=3000)
-    parser.add_argument("--clients", type=int, default=300, help="connections carrying the waits")
+    parser.add_argument("--clients", type=int, default=300, help="MCP clients carrying the waits")
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=DEFAULT_CLIENT_PROCESSES,
+        help="processes the clients run in (one process of clients saturates a core)",
+    )
     parser.add_argument("--task-duration", type=float, default=20.0)
     parser.add_argument(
         "--kill-after", type=float, default=2.0, help="seconds after every task has its poller"
     )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a client process
     args = parser.parse_args()
+    if args.worker:
+        anyio.run(run_worker)
+        return
     print_header("benchmarks.cluster", " ".join(["python -m benchmarks.cluster", *sys.argv[1:]]))
     anyio.run(run, args)
 

@@ -30,7 +30,6 @@ import os
 import pstats
 import resource
 import shlex
-import signal
 import socket
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -49,7 +48,6 @@ import anyio
 import anyio.to_thread
 import httpx2
 from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,6 +55,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from apimp_video_mcp import defaults
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
 from benchmarks._machine import load_average, machine_description, source_state
+from benchmarks._workers import (
+    LOG_TAIL_LINES,
+    Worker,
+    emit,
+    log_tail,
+    next_message,
+    stop,
+    worker_processes,
+)
 
 Mode = Literal["auto", "legacy"]
 
@@ -83,17 +90,14 @@ POLL_CEILING_FRACTION: Final = 0.25
 
 SERVER_START_TIMEOUT_SECONDS: Final = 30.0
 WORKER_START_TIMEOUT_SECONDS: Final = 120.0  # importing the SDK and connecting on a loaded machine
-STOP_TIMEOUT_SECONDS: Final = 10.0
 PROBE_INTERVAL_SECONDS: Final = 0.05
 SAMPLE_INTERVAL_SECONDS: Final = 0.2
 # After the last answer, let the server release what the calls held before reading "RSS after".
 SETTLE_SECONDS: Final = 2.0
-MAX_LINE_BYTES: Final = 64 * 1024 * 1024  # a worker's report: ~200 bytes per call
 
 TARGET_PEAK_RSS_MB: Final = 200.0
 KIB_PER_MB: Final = 1024.0
 MS_PER_SECOND: Final = 1000.0
-LOG_TAIL_LINES: Final = 20
 PROFILE_TOP_FUNCTIONS: Final = 30
 TRACEBACK_LINES: Final = 40
 
@@ -295,15 +299,6 @@ class ServerProcess:
     log_path: Path
 
 
-def log_tail(log_path: Path) -> str:
-    """The end of a child's stderr: where its own account of a failure is."""
-    try:
-        lines = log_path.read_text().splitlines()
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(lines[-LOG_TAIL_LINES:])
-
-
 async def wait_until_answering(server: ServerProcess) -> None:
     """Any HTTP answer on /mcp means uvicorn is up; a refused connection means not yet."""
     with anyio.fail_after(SERVER_START_TIMEOUT_SECONDS):
@@ -317,21 +312,6 @@ async def wait_until_answering(server: ServerProcess) -> None:
                     await anyio.sleep(PROBE_INTERVAL_SECONDS)
                 else:
                     return
-
-
-async def stop(process: Process) -> None:
-    """SIGINT (Ctrl-C: uvicorn shuts down gracefully, so a profiled server writes its stats), then
-    SIGKILL if it lingers: no child may outlive the benchmark."""
-    with anyio.CancelScope(shield=True):
-        if process.returncode is None:
-            with suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
-            with anyio.move_on_after(STOP_TIMEOUT_SECONDS):
-                await process.wait()
-        if process.returncode is None:
-            with suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
 
 
 @asynccontextmanager
@@ -481,12 +461,6 @@ async def run_client(
             gate.leave_early()
 
 
-def emit(message: dict[str, Any]) -> None:
-    """A worker's stdout carries only these JSON lines to the orchestrator."""
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
 async def run_worker(config: ClientConfig, calls_per_client: Sequence[int]) -> None:
     """Connect the clients, say so, take the task of each call, wait, report every outcome."""
     shares = [[CallOutcome() for _ in range(count)] for count in calls_per_client]
@@ -497,9 +471,7 @@ async def run_worker(config: ClientConfig, calls_per_client: Sequence[int]) -> N
             group.start_soon(run_client, config, share, gate, failures)
         await gate.all_connected.wait()
         emit({"connected": gate.connected})
-        assignment: list[list[str]] = json.loads(await anyio.to_thread.run_sync(sys.stdin.readline))[
-            "task_ids"
-        ]
+        assignment: list[list[str]] = (await next_message())["task_ids"]
         for share, task_ids in zip(shares, assignment, strict=True):
             for outcome, task_id in zip(share, task_ids, strict=True):
                 outcome.task_id = task_id
@@ -521,47 +493,6 @@ def worker_main() -> None:
 
 
 # --- Orchestration (the benchmark process) -----------------------------------------------------------
-
-
-@dataclass
-class Worker:
-    """A process of clients, spoken to in JSON lines."""
-
-    process: Process
-    clients: list[int]  # which of the phase's clients it runs
-    log_path: Path
-    lines: BufferedByteReceiveStream
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None  # opened with a pipe
-        await self.process.stdin.send((json.dumps(message) + "\n").encode())
-
-    async def receive(self, key: str) -> dict[str, Any]:
-        try:
-            line = await self.lines.receive_until(b"\n", MAX_LINE_BYTES)
-        except (anyio.EndOfStream, anyio.IncompleteRead):
-            raise RuntimeError(f"a client process died:\n{log_tail(self.log_path)}") from None
-        message: dict[str, Any] = json.loads(line)
-        if key not in message:
-            raise RuntimeError(f"a client process said {message}, expected {key!r}")
-        return message
-
-
-@asynccontextmanager
-async def client_processes(count: int, clients: int, workdir: Path) -> AsyncIterator[list[Worker]]:
-    """`count` worker processes sharing the clients round-robin, stopped on exit."""
-    command = [sys.executable, "-m", "benchmarks.scale", "--worker"]
-    async with AsyncExitStack() as stack:
-        workers = []
-        for index in range(count):
-            log_path = workdir / f"clients-{index}.log"
-            log = stack.enter_context(log_path.open("w"))
-            process = await anyio.open_process(command, stderr=log, cwd=Path(__file__).parent.parent)
-            stack.push_async_callback(stop, process)
-            assert process.stdout is not None  # opened with a pipe
-            lines = BufferedByteReceiveStream(process.stdout)
-            workers.append(Worker(process, list(range(index, clients, count)), log_path, lines))
-        yield workers
 
 
 @dataclass(frozen=True)
@@ -669,7 +600,7 @@ async def run_phase(
     connecting = time.monotonic()
     async with (
         Client(workload.url, mode=workload.args.mode) as submitter,
-        client_processes(processes, clients, workload.workdir) as workers,
+        worker_processes("benchmarks.scale", processes, clients, workload.workdir) as workers,
         anyio.create_task_group() as group,
     ):
         monitor.worker_pids = [worker.process.pid for worker in workers]
