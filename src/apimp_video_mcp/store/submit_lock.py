@@ -139,6 +139,8 @@ async def file_locked(path: Path, *, deadline: float) -> AsyncIterator[None]:
     dies. The lock is asked for without blocking and asked again after a short pause, because a
     wait blocked in a thread could not end at the deadline. Windows has no `flock`: there the block
     runs at once, and a lock of the process's own is all a submit takes (see `SqliteTaskStore`).
+    (On NFS, Linux emulates `flock` with POSIX locks, which exclude other processes only: SQLite
+    itself advises against a journal on a network file system.)
     """
     if sys.platform == "win32":
         yield
