@@ -22,8 +22,8 @@ from apimp_video_mcp.models import SubmitRequest
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY
 from apimp_video_mcp.store import SqliteTaskStore
-from apimp_video_mcp.upstream.client import ApimpClient
 from tests.support import Upstream, fast_settings
+from tests.support.services import running_service
 
 pytestmark = pytest.mark.anyio
 
@@ -38,10 +38,8 @@ REQUEST = SubmitRequest.model_validate(
 async def service(upstream: Upstream, tmp_path: Path) -> AsyncIterator[VideoService]:
     settings = fast_settings(upstream.base_url, tmp_path / "videos")
     journal = SqliteTaskStore(settings.journal_path)
-    async with httpx2.AsyncClient(base_url=upstream.base_url) as http:
-        running = VideoService(settings, ApimpClient(lambda: http, settings.require_api_key), journal)
-        async with running.running():
-            yield running
+    async with running_service(settings, journal) as running:
+        yield running
     await journal.close()
 
 
@@ -126,14 +124,12 @@ async def test_a_principal_with_its_own_apimp_key_uses_it_for_every_request_and_
     carol = Principal("byok:carol", api_key=SecretStr("sk-carols-own"))
     settings = fast_settings(upstream.base_url, tmp_path / "videos")
     journal = SqliteTaskStore(settings.journal_path)
-    async with httpx2.AsyncClient(base_url=upstream.base_url) as http:
-        service = VideoService(settings, ApimpClient(lambda: http, settings.require_api_key), journal)
-        async with service.running():
-            carols = (await service.submit(REQUEST, principal=carol)).task_id
-            with anyio.fail_after(10):
-                await service.wait(carols, principal=carol)
-            locals_ = (await service.submit(REQUEST)).task_id
-            await service.get_status(locals_)
+    async with running_service(settings, journal) as service:
+        carols = (await service.submit(REQUEST, principal=carol)).task_id
+        with anyio.fail_after(10):
+            await service.wait(carols, principal=carol)
+        locals_ = (await service.submit(REQUEST)).task_id
+        await service.get_status(locals_)
     await journal.close()
 
     def status_keys(task_id: str) -> set[str]:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
 from starlette.types import Receive, Scope, Send
 
@@ -21,8 +20,8 @@ from apimp_video_mcp.models import SubmitRequest
 from apimp_video_mcp.service import VideoService
 from apimp_video_mcp.simulator import Simulator, running_app
 from apimp_video_mcp.store import SqliteTaskStore
-from apimp_video_mcp.upstream.client import ApimpClient
 from tests.support import fast_settings
+from tests.support.services import running_service
 from tests.support.uploads import submit_arguments
 
 pytestmark = pytest.mark.anyio
@@ -61,10 +60,8 @@ async def gate(simulator: Simulator) -> AsyncIterator[tuple[UploadGate, str]]:
 async def service(gate: tuple[UploadGate, str], tmp_path: Path) -> AsyncIterator[VideoService]:
     settings = fast_settings(gate[1], tmp_path / "videos")
     journal = SqliteTaskStore(settings.journal_path)
-    async with httpx2.AsyncClient(base_url=settings.base_url) as http:
-        running = VideoService(settings, ApimpClient(lambda: http, settings.require_api_key), journal)
-        async with running.running():
-            yield running
+    async with running_service(settings, journal) as running:
+        yield running
     await journal.close()
 
 

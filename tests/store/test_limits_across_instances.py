@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import psycopg
 import pytest
 
@@ -24,10 +23,10 @@ from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ApimpError, JournalUnavailableError
 from apimp_video_mcp.models import SubmitRequest
 from apimp_video_mcp.service import VideoService
-from apimp_video_mcp.store import TaskStore, task_store_for
+from apimp_video_mcp.store import task_store_for
 from apimp_video_mcp.store.postgres import SUBMIT_LOCK_NAMESPACE, PostgresTaskStore
-from apimp_video_mcp.upstream.client import ApimpClient
 from tests.support import Upstream, fast_settings
+from tests.support.services import running_service
 
 pytestmark = pytest.mark.anyio
 
@@ -50,14 +49,8 @@ async def two_instances(settings: Settings, location: str) -> AsyncIterator[list
         for _ in range(2):
             journal = task_store_for(location)
             stack.push_async_callback(journal.close)
-            http = await stack.enter_async_context(httpx2.AsyncClient(base_url=settings.base_url))
-            service = instance(settings, journal, http)
-            services.append(await stack.enter_async_context(service.running()))
+            services.append(await stack.enter_async_context(running_service(settings, journal)))
         yield services
-
-
-def instance(settings: Settings, journal: TaskStore, http: httpx2.AsyncClient) -> VideoService:
-    return VideoService(settings, ApimpClient(lambda: http, settings.require_api_key), journal)
 
 
 async def submit_everywhere_at_once(services: list[VideoService], principal: Principal) -> Counter[str]:
@@ -133,8 +126,7 @@ async def test_a_submit_whose_lock_was_lost_is_not_sent_nor_kept(
     team = Principal("key:team", limits=Limits(max_running_tasks=1))
     journal = LockLosingStore(postgres_url)
     try:
-        async with httpx2.AsyncClient(base_url=settings.base_url) as http:
-            service = instance(settings, journal, http)
+        async with running_service(settings, journal) as service:
             with pytest.raises(JournalUnavailableError) as lost:
                 await service.submit(STANDARD, principal=team)
             listed = await service.list_tasks(principal=team)
