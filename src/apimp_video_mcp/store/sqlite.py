@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ from apimp_video_mcp.store.submit_lock import TurnTimeoutError, file_locked, hel
 T = TypeVar("T")
 
 MEMORY: Final = ":memory:"
+# How long a server waits before asking again to switch a new journal to WAL (see `_switch_to_wal`).
+_WAL_SWITCH_PAUSE_SECONDS: Final = 0.01
 
 
 def _now() -> str:
@@ -351,7 +354,7 @@ def _connect(location: str, *, busy_timeout_seconds: float) -> sqlite3.Connectio
         Path(location).expanduser().parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(location, check_same_thread=False)
     db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(db, within_seconds=busy_timeout_seconds)
     db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
     db.execute("PRAGMA foreign_keys=ON")
     # Another server process may share the file: wait this long for its write to end.
@@ -361,6 +364,25 @@ def _connect(location: str, *, busy_timeout_seconds: float) -> sqlite3.Connectio
     with db:
         db.execute("UPDATE tasks SET submit_state = 'unknown' WHERE submit_state = 'sending'")
     return db
+
+
+def _switch_to_wal(db: sqlite3.Connection, *, within_seconds: float) -> None:
+    """Put the journal in WAL mode (a no-op once it is), asking again while another process does.
+
+    Two servers opening a new journal at the same instant (two hosts started together) both
+    switch it, and the switch fails at once with "database is locked", without waiting as other
+    statements do: this waits, as they would, up to the busy timeout.
+    """
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_SWITCH_PAUSE_SECONDS)
+        else:
+            return
 
 
 def _write_snapshot(db: sqlite3.Connection, entry_id: str, snapshot: TaskSnapshot) -> None:
