@@ -26,13 +26,14 @@ Figures are printed, never asserted: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,9 @@ class Call:
 class Phase:
     task_ids: list[str]
     calls: list[Call] = field(default_factory=list)
+    # CPU seconds (user + system) per process, when the tasks finished and once all had answered.
+    cpu_at_finish: dict[str, float] = field(default_factory=dict)
+    cpu_at_end: dict[str, float] = field(default_factory=dict)
 
 
 async def submit(cluster: Cluster, simulator: Simulator, count: int) -> list[str]:
@@ -260,6 +264,12 @@ async def database() -> AsyncIterator[str]:
         server.stop()
 
 
+def describe_counts(values: list[int]) -> str:
+    if not values:
+        return "none"
+    return f"median {statistics.median(values):g}, min {min(values)}, max {max(values)}"
+
+
 def describe(values: list[float]) -> str:
     if not values:
         return "none"
@@ -326,40 +336,74 @@ async def drive(
     phase.calls.extend(Call(**call) for call in report["calls"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a live process, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(cluster: Cluster, workers: list[Worker]) -> dict[str, float]:
+    processes = {instance.name: instance.process.pid for instance in cluster.instances}
+    processes["haproxy"] = cluster.balancer.pid
+    processes.update({f"clients-{n}": worker.process.pid for n, worker in enumerate(workers)})
+    return {name: cpu_seconds(pid) for name, pid in processes.items()}
+
+
 async def run_phase(
     bench: Bench,
     *,
     waiters: int,
     clients: int,
-    during: Callable[[dict[str, str]], Awaitable[None]] | None = None,
+    during: Callable[[dict[str, str]], Coroutine[Any, Any, None]] | None = None,
 ) -> Phase:
     """Fresh tasks, their waits in flight, `--task-duration` seconds of polling, then they end.
 
-    `during` runs once every call is in flight and every task has its poller (given the lease
-    owners), and its time counts in the polling, so every phase polls equally long.
+    `during` starts once every call is in flight and every task has its poller (given the lease
+    owners), beside the polling, and is cancelled once every call has its answer.
     """
     phase = Phase(await submit(bench.cluster, bench.simulator, bench.args.tasks))
     calls_per_client = deal(phase.task_ids, waiters, clients)
     processes = max(1, min(bench.args.client_processes, clients))
     async with (
         worker_processes(MODULE, processes, clients, bench.workdir) as workers,
-        anyio.create_task_group() as group,
+        anyio.create_task_group() as beside,
     ):
-        in_flight = [anyio.Event() for _ in workers]
-        for worker, event in zip(workers, in_flight, strict=True):
-            calls = [calls_per_client[client] for client in worker.clients]
-            group.start_soon(drive, worker, bench.cluster.url, calls, event, phase)
-        for event in in_flight:
-            await event.wait()
-        owners = await lease_for_every_task(bench)
-        await anyio.sleep(IN_FLIGHT_SETTLE_SECONDS)
-        polling_started = time.monotonic()
-        if during is not None:
-            await during(owners)
-        await anyio.sleep(max(0.0, bench.args.task_duration - (time.monotonic() - polling_started)))
-        for task_id in phase.task_ids:
-            bench.simulator.finish_now(task_id)
+        async with anyio.create_task_group() as drivers:
+            in_flight = [anyio.Event() for _ in workers]
+            for worker, event in zip(workers, in_flight, strict=True):
+                calls = [calls_per_client[client] for client in worker.clients]
+                drivers.start_soon(drive, worker, bench.cluster.url, calls, event, phase)
+            for event in in_flight:
+                await event.wait()
+            owners = await lease_for_every_task(bench)
+            await anyio.sleep(IN_FLIGHT_SETTLE_SECONDS)
+            if during is not None:
+                beside.start_soon(during, owners)
+            await anyio.sleep(bench.args.task_duration)
+            phase.cpu_at_finish = cpu_by_process(bench.cluster, workers)
+            for task_id in phase.task_ids:
+                bench.simulator.finish_now(task_id)
+        beside.cancel_scope.cancel()
+        phase.cpu_at_end = cpu_by_process(bench.cluster, workers)
     return phase
+
+
+def print_cpu(phase: Phase) -> None:
+    """Where the fan-out's time went: on a 2-core machine, answering thousands of calls is CPU-bound."""
+    spent = {
+        name: end - phase.cpu_at_finish.get(name, 0.0)
+        for name, end in phase.cpu_at_end.items()
+        if end > 0.0  # a killed instance has no figures
+    }
+    servers = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in spent.items() if name.startswith("i"))
+    clients = sum(cpu for name, cpu in spent.items() if name.startswith("clients"))
+    print(
+        f"  CPU from the finish to the last answer: instances {servers}; "
+        f"HAProxy {spent.get('haproxy', 0.0):.1f} s; client processes {clients:.1f} s"
+    )
 
 
 def print_errors(phase: Phase) -> None:
@@ -394,6 +438,7 @@ async def phases(bench: Bench) -> None:
     print(f"  upstream status requests: {shared_requests} ({shared_requests / args.tasks:.1f} per task)")
     print_errors(shared)
     print_latency(bench, shared)
+    print_cpu(shared)
     for instance in cluster.instances:
         rss = peak_rss_mb(instance.process.pid)
         print(f"  {instance.name} (pid {instance.process.pid}) peak RSS: {rss:.0f} MB")
@@ -427,11 +472,13 @@ async def phases(bench: Bench) -> None:
     print(f"  calls broken by the kill and made again: {sum(call.broken for call in killed.calls)}")
     print(f"  takeover gap (last poll before the kill -> first after), per task: {describe(gaps)}")
     victim.print_breakdown(log)
+    victim.print_others(log, killed.task_ids)
     print(f"  (target < {TARGET_TAKEOVER_SECONDS:g} s; {len(gaps)} of {len(victim.task_ids)} tasks measured)")
     print(f"  lost tasks: {len(lost)} (target 0)")
     print(f"  upstream status requests: {log.count(killed.task_ids)}")
     print_errors(killed)
     print_latency(bench, killed)
+    print_cpu(killed)
     print(f"\nload average at the end: {load_average()}")
 
 
@@ -498,6 +545,17 @@ class Victim:
         }
         for name, values in parts.items():
             print(f"    {name}: {describe(values)}")
+        after = {task_id: sum(at > self.killed_at for at in log.times[task_id]) for task_id in log.times}
+        victims = [after[task_id] for task_id in self.task_ids]
+        print(f"    status requests per task after the kill, its tasks: {describe_counts(victims)}")
+
+    def print_others(self, log: StatusLog, task_ids: list[str]) -> None:
+        others = [
+            sum(at > self.killed_at for at in log.times[task_id])
+            for task_id in task_ids
+            if task_id not in self.task_ids
+        ]
+        print(f"    status requests per task after the kill, the others: {describe_counts(others)}")
 
     def _polls_around_kill(self, log: StatusLog) -> dict[str, tuple[float, float]]:
         around = {}
