@@ -105,7 +105,7 @@ async def test_a_follower_takes_over_once_the_owners_lease_lapses(
     async with running_instance(upstream, tmp_path, postgres_url) as instance:
         task_id = (await instance.service.submit(SUBMIT)).task_id
         # Another instance polls the task, then dies: its lease stands until it lapses.
-        assert await store.claim_polling(task_id, "dead-instance", 3600)
+        assert (await store.claim_polling(task_id, "dead-instance", 3600)).held
         halfway = anyio.Event()
         messages: list[str] = []
 
@@ -173,11 +173,14 @@ async def test_leases_are_claimed_once_renewed_by_their_owner_and_given_back(pos
     await store.release_polling("task_1", "b")  # not b's to give back
     held_after_wrong_release = await leases(postgres_url)
     await store.release_polling("task_1", "a")
-    free_after_release = await store.claim_polling("task_1", "b", 0)  # lapses at once
-    lapsed_taken_over = await store.claim_polling("task_1", "a", 30)
+    free_after_release = (await store.claim_polling("task_1", "b", 0)).held  # lapses at once
+    lapsed_taken_over = (await store.claim_polling("task_1", "a", 30)).held
     await store.close()
 
-    assert claims == [True, False, True]
+    assert [claim.held for claim in claims] == [True, False, True]
+    assert [claim.lapses_in_seconds is None for claim in (claims[0], claims[2])] == [True, True]
+    assert claims[1].lapses_in_seconds is not None
+    assert 0 < claims[1].lapses_in_seconds <= 30  # a's lease, as b was told
     assert held_after_wrong_release == [("task_1", "a")]
     assert free_after_release
     assert lapsed_taken_over
@@ -229,7 +232,8 @@ async def test_a_poller_rides_out_the_store_dropping_every_connection(
     store = await PostgresTaskStore.open(postgres_url)
     async with running_instance(upstream, tmp_path, postgres_url) as instance:
         task_id = (await instance.service.submit(SUBMIT)).task_id
-        assert await store.claim_polling(task_id, "other-instance", 3600)  # so this one reads the store
+        # Another instance polls it, so this one reads the store.
+        assert (await store.claim_polling(task_id, "other-instance", 3600)).held
         await store.close()
         waited: list[Any] = []
 
@@ -250,3 +254,17 @@ async def test_a_poller_rides_out_the_store_dropping_every_connection(
 
     assert waited[0].status == "finished"
     assert instance.status_requests >= 1
+
+
+async def test_a_follower_claims_the_moment_a_dead_owners_lease_lapses(postgres_url: str) -> None:
+    """Not at its next re-read (a minute away here): a dead owner is replaced without delay."""
+    store = await PostgresTaskStore.open(postgres_url)
+    follower = ClusterCoordination(store, store, lease_seconds=30, reread_seconds=60, owner="follower")
+    assert (await store.claim_polling("task_1", "dead-instance", 0.3)).held
+    with anyio.fail_after(10):
+        first_claim = await follower.claim("task_1")
+        news = await follower.wait_for_news("task_1")  # nothing is written: it ends at the lapse
+        second_claim = await follower.claim("task_1")
+    await store.close()
+
+    assert (first_claim, news, second_claim) == (False, False, True)

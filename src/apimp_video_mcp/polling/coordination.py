@@ -11,7 +11,8 @@ one PostgreSQL journal) needs the same across processes, and must survive any of
 - **Everyone else follows the store.** A poller that does not hold the lease makes no upstream
   request: it reads the task's last status from the store whenever the store announces a change
   (PostgreSQL LISTEN/NOTIFY, sent by whichever instance wrote it) and, since a notification can
-  be lost (a reconnect), every `reread_seconds`, when it also tries to claim the lease again.
+  be lost (a reconnect), every `reread_seconds`, when it also tries to claim the lease again; and
+  it claims the moment the owner's lease would lapse, so a dead owner is replaced without delay.
 
 `SoloCoordination` is the single process's (SQLite's) version: every poller is its own owner.
 """
@@ -24,13 +25,14 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import anyio
 
 from apimp_video_mcp.background import background_tasks
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.store.interface import TaskStore
+from apimp_video_mcp.store.records import PollingClaim
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ OnChange = Callable[[str | None], None]
 class PollingLeases(Protocol):
     """What a store shared by several instances offers to coordinate their pollers."""
 
-    async def claim_polling(self, task_id: str, owner: str, lease_seconds: float) -> bool:
-        """Take the task's lease if it is free or lapsed, or renew it if `owner` holds it."""
+    async def claim_polling(self, task_id: str, owner: str, lease_seconds: float) -> PollingClaim:
+        """Take the task's lease if it is free or lapsed, or renew it if `owner` holds it; if another
+        holds it, say how long its lease has left."""
 
     async def renew_polling(self, owner: str, lease_seconds: float) -> None:
         """Extend every lease `owner` holds."""
@@ -95,6 +98,10 @@ class SoloCoordination:
         return False
 
 
+# A claim made this long after a lease's end finds it lapsed, whatever the database's own timing.
+LAPSE_MARGIN_SECONDS: Final = 0.05
+
+
 def instance_name() -> str:
     """Who holds a lease, for people reading the table: host, process, and a random tail."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -118,6 +125,8 @@ class ClusterCoordination:
         self.reread_seconds = reread_seconds
         self.owner = owner or instance_name()
         self._news: dict[str, anyio.Event] = {}
+        # Per task another instance holds: when its lease lapses unless renewed (anyio's clock).
+        self._lapses_at: dict[str, float] = {}
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -127,9 +136,15 @@ class ClusterCoordination:
             yield
 
     async def claim(self, task_id: str) -> bool:
-        return await self._leases.claim_polling(task_id, self.owner, self.lease_seconds)
+        claim = await self._leases.claim_polling(task_id, self.owner, self.lease_seconds)
+        if claim.held or claim.lapses_in_seconds is None:
+            self._lapses_at.pop(task_id, None)
+        else:
+            self._lapses_at[task_id] = anyio.current_time() + claim.lapses_in_seconds
+        return claim.held
 
     async def release(self, task_id: str) -> None:
+        self._lapses_at.pop(task_id, None)
         await self._leases.release_polling(task_id, self.owner)
 
     async def read(self, task_id: str) -> TaskSnapshot | None:
@@ -142,11 +157,19 @@ class ClusterCoordination:
 
     async def wait_for_news(self, task_id: str) -> bool:
         news = self._news.setdefault(task_id, anyio.Event())
-        with anyio.move_on_after(self.reread_seconds):
+        with anyio.move_on_after(self._until_next_claim(task_id)):
             await news.wait()
         if self._news.get(task_id) is news:
             del self._news[task_id]
         return news.is_set()
+
+    def _until_next_claim(self, task_id: str) -> float:
+        """The re-read interval, or less when the owner's lease lapses sooner (a dead owner's does)."""
+        lapses_at = self._lapses_at.get(task_id)
+        if lapses_at is None:
+            return self.reread_seconds
+        lapsed = lapses_at + LAPSE_MARGIN_SECONDS - anyio.current_time()
+        return max(0.0, min(self.reread_seconds, lapsed))
 
     def _announce(self, task_id: str | None) -> None:
         """A change was written (by anyone): wake this instance's followers of the task."""

@@ -35,6 +35,7 @@ from apimp_video_mcp.store.records import (
     EntryStatus,
     FinishedGeneration,
     JournalEntry,
+    PollingClaim,
     PrunedTasks,
     TaskEvent,
     TaskSummary,
@@ -340,18 +341,26 @@ class PostgresTaskStore:
 
     # --- Polling leases and change notifications (see `coordination`) -------------------------
 
-    async def claim_polling(self, task_id: str, owner: str, lease_seconds: float) -> bool:
+    async def claim_polling(self, task_id: str, owner: str, lease_seconds: float) -> PollingClaim:
+        # One statement: the claim, and (from the snapshot before it) how long a holder has left.
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "INSERT INTO task_polls (task_id, owner, lease_until)"
+                "WITH claimed AS ("
+                " INSERT INTO task_polls (task_id, owner, lease_until)"
                 " VALUES (%(task)s, %(owner)s, now() + make_interval(secs => %(lease)s))"
                 " ON CONFLICT (task_id) DO UPDATE"
                 " SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until"
                 " WHERE task_polls.owner = EXCLUDED.owner OR task_polls.lease_until < now()"
-                " RETURNING owner",
+                " RETURNING owner)"
+                " SELECT EXISTS (SELECT 1 FROM claimed) AS held,"
+                " (SELECT extract(epoch FROM lease_until - now())::float8 FROM task_polls"
+                "  WHERE task_id = %(task)s) AS lapses_in_seconds",
                 {"task": task_id, "owner": owner, "lease": lease_seconds},
             )
-            return await cursor.fetchone() is not None
+            row = await cursor.fetchone()
+        assert row is not None  # a SELECT without FROM always has its row
+        held = bool(row["held"])
+        return PollingClaim(held=held, lapses_in_seconds=None if held else row["lapses_in_seconds"])
 
     async def renew_polling(self, owner: str, lease_seconds: float) -> None:
         await self._execute(

@@ -151,3 +151,13 @@ class FinishedGeneration(BaseModel):
     request: dict[str, Any] | None = Field(
         description="The request body without its prompt and images: enough to tell the format."
     )
+
+
+class PollingClaim(BaseModel):
+    """The answer to a claim on a task's polling lease (a cluster's one-poller-per-task rule)."""
+
+    held: bool = Field(description="The claimer holds the lease now, and may ask APIMP.")
+    lapses_in_seconds: float | None = Field(
+        default=None,
+        description="When another instance holds it: the seconds its lease has left unless renewed.",
+    )
