@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from starlette.requests import ClientDisconnect
 
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.server import build_server
-from apimp_video_mcp.server.http import check_bind, is_loopback, transport_security
+from apimp_video_mcp.server.http import HangUpFilter, check_bind, is_loopback, transport_security
 from tests.support import Upstream, fast_settings
 from tests.support.http import initialize_request, serving
 from tests.support.processes import child_environment, console_script
@@ -114,3 +116,37 @@ def test_a_wildcard_bind_accepts_only_loopback_and_configured_names(tmp_path: Pa
     assert "video.example.com:443" in security.allowed_hosts
     assert "video.example.com" not in security.allowed_hosts, "a port given is the only port accepted"
     assert security.enable_dns_rebinding_protection
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+async def test_a_client_hanging_up_mid_request_is_no_error_in_the_log(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture, version: str
+) -> None:
+    """Balancer timeouts and instance restarts cut requests off; each must not log a traceback."""
+    settings = fast_settings(upstream.base_url, tmp_path / "videos")
+    async with serving(build_server(settings, transport="streamable-http"), settings) as url:
+        port = httpx2.URL(url).port
+        assert port is not None
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        head = (
+            f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {version}\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        await stream.send(head.encode() + b'{"jsonrpc": "2.0", ')  # ...and the rest never comes
+        await stream.aclose()
+        # Each answer below takes the server's event loop round more than once: the hang-up has
+        # been handled (and logged, if it were) before the last one.
+        answers = [(await post(url)).status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+def test_other_errors_still_reach_the_log() -> None:
+    def record_of(exc: BaseException) -> logging.LogRecord:
+        exc_info = (type(exc), exc, None)
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "x", None, exc_info)
+
+    assert HangUpFilter().filter(record_of(RuntimeError("a real failure")))
+    assert not HangUpFilter().filter(record_of(ClientDisconnect()))

@@ -8,6 +8,9 @@
   host name, is refused with 421 (Host) or 403 (Origin) before anything runs.
 - Behind a TLS-terminating reverse proxy, X-Forwarded-For and X-Forwarded-Proto are believed
   only from APIMP_TRUSTED_PROXIES (uvicorn's forwarded_allow_ips; loopback by default).
+- A client that hangs up before its request has arrived is not a server error: the SDK and
+  uvicorn would log each one as an ERROR with a traceback, which buries real errors in a busy
+  cluster (every instance restart or balancer timeout makes a few).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import uvicorn
 from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 
 from apimp_video_mcp.config import LogLevel, Settings
 from apimp_video_mcp.errors import ConfigurationError
@@ -30,6 +34,9 @@ logger = logging.getLogger(__name__)
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
 MCP_PATH: Final = "/mcp"
 _WITH_PORT: Final = re.compile(r":([0-9]+|\*)$")
+# Where a request cut off by its client is logged as an error: the SDK's legacy-era handler, and
+# uvicorn for an exception out of the app (the 2026-07-28-era handler lets it through).
+HANG_UP_LOGGERS: Final = ("mcp.server.streamable_http", "uvicorn.error")
 
 
 def is_loopback(host: str) -> bool:
@@ -78,8 +85,24 @@ def transport_security(settings: Settings, *, host: str) -> TransportSecuritySet
     )
 
 
+class HangUpFilter(logging.Filter):
+    """Drops the error records of requests whose client hung up before sending them whole."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ClientDisconnect))
+
+
+def quiet_client_hang_ups() -> None:
+    """Install `HangUpFilter` where hang-ups are logged (once, however many apps are built)."""
+    for name in HANG_UP_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, HangUpFilter) for existing in target.filters):
+            target.addFilter(HangUpFilter())
+
+
 def http_app(server: MCPServer[Any], settings: Settings, *, host: str) -> Starlette:
     """The server's streamable HTTP app at /mcp, with Host/Origin validation on."""
+    quiet_client_hang_ups()
     return server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(settings, host=host),
