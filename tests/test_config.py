@@ -64,6 +64,12 @@ def test_the_key_never_shows_in_repr_or_dumps() -> None:
     assert "sk-very-secret" not in settings.model_dump_json()
 
 
+def test_the_postgresql_pool_size_is_read_and_kept_at_two_or_more() -> None:
+    assert Settings.from_env({"APIMP_POSTGRES_POOL_SIZE": "20"}).postgres_pool_size == 20
+    with pytest.raises(ConfigurationError, match="APIMP_POSTGRES_POOL_SIZE"):
+        Settings.from_env({"APIMP_POSTGRES_POOL_SIZE": "1"})
+
+
 def test_a_home_relative_download_dir_is_expanded() -> None:
     settings = Settings.from_env({"APIMP_DOWNLOAD_DIR": "~/videos"})
 
@@ -97,6 +103,7 @@ def test_the_documented_variables_are_pinned() -> None:
             "APIMP_UI_VIDEO_MAX_BYTES",
             "APIMP_POLL_LEASE",
             "APIMP_CLUSTER_REREAD",
+            "APIMP_POSTGRES_POOL_SIZE",
             "APIMP_AUTH",
             "APIMP_KEYS_FILE",
             "APIMP_BYOK_SECRET",

@@ -213,7 +213,7 @@ async def _prune_journal(args: argparse.Namespace) -> None:
     if args.older_than_days is not None and args.older_than_days < 0:
         raise ConfigurationError("--older-than-days must be 0 or more")
     settings = Settings.from_env()
-    journal = task_store_for(settings.journal_path)
+    journal = task_store_for(settings.journal_path, pool_size=settings.postgres_pool_size)
     retention = JournalRetention(
         journal,
         retention_days=settings.journal_retention_days,

@@ -117,6 +117,9 @@ class Settings(BaseModel):
     # client's retry may bring to any instance. Unset, each process seals with a key of its own.
     request_state_keys: SecretStr | None = None
     cluster_reread_seconds: Seconds = defaults.CLUSTER_REREAD_SECONDS
+    # Connections an instance keeps to a PostgreSQL journal (besides its listener and readiness
+    # probe); at least 2, since a submit's lock holds one while its checks use another.
+    postgres_pool_size: Annotated[int, Field(ge=2)] = defaults.POSTGRES_POOL_MAX_CONNECTIONS
     # --- Running it for a team (streamable HTTP; see README "Run it for a team") ---
     auth: AuthMode = "none"
     keys_file: Path = Field(default_factory=default_keys_file)
@@ -352,6 +355,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "http_stateless": "APIMP_HTTP_STATELESS",
     "request_state_keys": "APIMP_REQUEST_STATE_KEYS",
     "cluster_reread_seconds": "APIMP_CLUSTER_REREAD",
+    "postgres_pool_size": "APIMP_POSTGRES_POOL_SIZE",
     "auth": "APIMP_AUTH",
     "keys_file": "APIMP_KEYS_FILE",
     "byok_secret": "APIMP_BYOK_SECRET",

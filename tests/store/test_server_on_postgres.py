@@ -13,7 +13,8 @@ from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL_ID as LOCAL
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.server import build_server
-from apimp_video_mcp.store import task_store_for
+from apimp_video_mcp.store import SqliteTaskStore, task_store_for
+from apimp_video_mcp.store.postgres import PostgresTaskStore
 from tests.support import Upstream, fast_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +39,14 @@ async def test_tools_submit_wait_and_list_through_a_postgresql_journal(
     ]
     assert status["source"] == "journal"
     assert status["video_urls"] == waited["video_urls"]
+
+
+def test_the_pool_size_reaches_the_postgresql_store_and_a_file_ignores_it(tmp_path: Path) -> None:
+    store = task_store_for("postgresql://apimp@127.0.0.1/journal", pool_size=20)
+
+    assert isinstance(store, PostgresTaskStore)
+    assert store.max_connections == 20
+    assert isinstance(task_store_for(str(tmp_path / "journal.sqlite3"), pool_size=20), SqliteTaskStore)
 
 
 def test_a_postgresql_url_is_kept_as_it_is() -> None:

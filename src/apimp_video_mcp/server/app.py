@@ -299,7 +299,11 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
         # Both open on first use, so the host gets its tool list without waiting for them.
-        journal = store if store is not None else task_store_for(resolved.journal_path)
+        journal = (
+            store
+            if store is not None
+            else task_store_for(resolved.journal_path, pool_size=resolved.postgres_pool_size)
+        )
         http = SharedHttpClient(resolved.base_url, request_timeout_seconds=resolved.request_timeout_seconds)
         policy = RetryPolicy(
             max_attempts=resolved.retry_max_attempts, base_delay_seconds=resolved.retry_base_delay_seconds

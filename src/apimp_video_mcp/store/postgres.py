@@ -106,6 +106,11 @@ class PostgresTaskStore:
         self._probe: Connection | None = None
         self._probing = anyio.Lock()
 
+    @property
+    def max_connections(self) -> int:
+        """The pool's size: the most connections this store opens besides its listener and probe."""
+        return self._max_connections
+
     def __repr__(self) -> str:
         return f"PostgresTaskStore({describe_url(self.url)!r})"
 
