@@ -14,6 +14,7 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.access.principals import Principal
 from apimp_video_mcp.errors import LimitExceededError
 from apimp_video_mcp.store import TaskStore
+from apimp_video_mcp.store.records import journal_time
 
 
 class SubmitLimits:
@@ -41,7 +42,8 @@ class SubmitLimits:
         limits = principal.limits
         window = timedelta(seconds=defaults.LIMIT_WINDOW_SECONDS)
         now = datetime.now(UTC)
-        recent = await self.journal.submissions_since(principal=principal.id, since=_iso(now - window))
+        since = journal_time(now - window)
+        recent = await self.journal.submissions_since(principal=principal.id, since=since)
         per_hour = limits.max_submits_per_hour
         if per_hour is not None and len(recent) >= per_hour:
             # The oldest submits must leave the window until one fewer than the limit remain.
@@ -63,11 +65,6 @@ class SubmitLimits:
                 f"at {_clock(frees_at)} UTC at the latest (in {_minutes(frees_at - now)}), when the "
                 f"oldest stops counting ({defaults.LIMIT_WINDOW_SECONDS / 3600:g} h after its submit).",
             )
-
-
-def _iso(moment: datetime) -> str:
-    """As the journal writes its times (so they compare as strings)."""
-    return moment.isoformat(timespec="milliseconds")
 
 
 def _parse_time(value: str) -> datetime:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 import anyio
@@ -39,6 +39,7 @@ from apimp_video_mcp.store.records import (
     PrunedTasks,
     TaskEvent,
     TaskSummary,
+    journal_time,
     new_entry_id,
     stored_entry,
     stored_summary,
@@ -249,7 +250,9 @@ class PostgresTaskStore:
                     (entry.entry_id,),
                 )
                 entry.events = [
-                    TaskEvent(at=_timestamp(event["at"]), status=event["status"], progress=event["progress"])
+                    TaskEvent(
+                        at=journal_time(event["at"]), status=event["status"], progress=event["progress"]
+                    )
                     for event in await cursor.fetchall()
                 ]
             return entry
@@ -530,13 +533,12 @@ def _submit_lock_keys(principal: str) -> tuple[int, int]:
     return SUBMIT_LOCK_NAMESPACE, int.from_bytes(digest, "big", signed=True)
 
 
-def _timestamp(value: datetime) -> str:
-    """The same ISO form the SQLite store writes: UTC, milliseconds."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
 def _with_iso_times(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {**row, "recorded_at": _timestamp(row["recorded_at"]), "updated_at": _timestamp(row["updated_at"])}
+    return {
+        **row,
+        "recorded_at": journal_time(row["recorded_at"]),
+        "updated_at": journal_time(row["updated_at"]),
+    }
 
 
 def _entry(row: Mapping[str, Any]) -> JournalEntry:

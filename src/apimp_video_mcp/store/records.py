@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -15,6 +16,12 @@ from apimp_video_mcp.models import TERMINAL_STATUSES, TaskFile, TaskSnapshot
 # back as "unknown", because the task may or may not exist upstream.
 SubmitState = Literal["sending", "accepted", "unknown"]
 EntryStatus = Literal["not_started", "running", "finished", "failed", "submit_outcome_unknown"]
+
+
+def journal_time(moment: datetime) -> str:
+    """The journal's one spelling of an instant: UTC, to the millisecond, so text order is time order
+    (SQLite stores it so; PostgreSQL's timestamps are read back in it; `since` arguments take it)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class TaskEvent(BaseModel):

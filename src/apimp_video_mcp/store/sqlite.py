@@ -32,6 +32,7 @@ from apimp_video_mcp.store.records import (
     PrunedTasks,
     TaskEvent,
     TaskSummary,
+    journal_time,
     new_entry_id,
     stored_entry,
     stored_summary,
@@ -46,12 +47,7 @@ _WAL_SWITCH_PAUSE_SECONDS: Final = 0.01
 
 
 def _now() -> str:
-    return _timestamp(datetime.now(UTC))
-
-
-def _timestamp(moment: datetime) -> str:
-    """The journal's one spelling of an instant: UTC, to the millisecond, so text order is time order."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return journal_time(datetime.now(UTC))
 
 
 class SqliteTaskStore:
@@ -247,7 +243,7 @@ class SqliteTaskStore:
 
     async def prune(self, *, updated_before: datetime) -> PrunedTasks:
         """Forget ended tasks unchanged since `updated_before`; their events go with them (cascade)."""
-        cutoff = updated_before.astimezone(UTC).isoformat(timespec="milliseconds")
+        cutoff = journal_time(updated_before)
 
         def delete(db: sqlite3.Connection) -> PrunedTasks:
             doomed = db.execute(
@@ -305,7 +301,7 @@ class SqliteTaskStore:
             row = db.execute(
                 "SELECT COALESCE(SUM(estimated_cost), 0) FROM tasks"
                 " WHERE principal = ? AND recorded_at >= ? AND cost_currency = ?",
-                (principal, _timestamp(since), currency),
+                (principal, journal_time(since), currency),
             ).fetchone()
             return float(row[0])
 
