@@ -3,7 +3,8 @@
 The plain domain (the top-level modules and the folders of its parts: `upstream/`, `store/`,
 `polling/`, `downloads/`, `costs/`, `access/`) knows nothing of MCP or of the
 simulator; MCP is spoken only in `server/` and `view/`; the simulator is started only by the CLI
-(and by tests and benchmarks, which live outside the package).
+(and by tests and benchmarks, which live outside the package). The service sits above its parts
+and above the paths it wires together (`submits`, `waits`, `lookups`): none of them imports it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ PACKAGE_ROOT = Path(apimp_video_mcp.__file__).parent
 MCP_FACES = ("server", "view")
 # The plain domain: the top-level modules and the folders of its parts, none of them MCP.
 DOMAIN = ("domain", "upstream", "store", "polling", "downloads", "costs", "access")
+# The paths the service wires together: top-level modules beside it, yet below it like its parts.
+SERVICE_PATHS = ("submits.py", "waits.py", "lookups.py")
 
 
 def _modules() -> list[Path]:
@@ -64,5 +67,11 @@ def test_each_module_imports_only_what_its_layer_may(path: Path) -> None:
     if layer in DOMAIN:
         for face in (*MCP_FACES, "simulator"):
             assert _touches(imports, f"apimp_video_mcp.{face}") == [], f"the {layer} must not import {face}"
-    if layer in DOMAIN and layer != "domain":
+    below_the_service = layer in DOMAIN and layer != "domain"
+    if below_the_service or str(path.relative_to(PACKAGE_ROOT)) in SERVICE_PATHS:
         assert _touches(imports, "apimp_video_mcp.service") == [], "the service sits above its parts"
+
+
+def test_the_service_paths_exist() -> None:
+    """The rule above names the service's paths by file: a renamed one must not slip out of it."""
+    assert all((PACKAGE_ROOT / name).is_file() for name in SERVICE_PATHS)

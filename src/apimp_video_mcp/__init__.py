@@ -3,14 +3,15 @@
 The folders are the design. At the top sits the plain domain's core, which knows nothing of MCP:
 `defaults` and `config` (settings), `errors`, `catalog` and `models` (what APIMP accepts and
 answers), `json_limits` (bounds on what callers send), `local_files` (which local images may be
-read), `results` (what the service answers), `background` (work that lives as long as a block)
-and `service` (the video service itself). Its larger
-parts have folders: `upstream/` (the APIMP client, retry rules, uploads), `store/` (the task
-journal behind its `TaskStore` interface, SQLite or PostgreSQL), `polling/` (pollers, schedule,
-shared status, cluster coordination), `downloads/` (saving result videos safely), `costs/`
-(prices and budgets) and `access/` (principals and keys). `server/` is the MCP face over the
-service, `view/` the live player for hosts that render MCP Apps, `simulator/` a local APIMP,
-and `cli` starts it all.
+read), `results` (what the service answers), `background` (work that lives as long as a block),
+`service` (the video service itself, the facade the tools call) and the paths it wires together:
+`submits` (journaled first, sent once), `waits` (to a task's end within a deadline) and `lookups`
+(a principal's tasks in the journal and at APIMP). Its larger parts have folders: `upstream/` (the
+APIMP client, retry rules, uploads), `store/` (the task journal behind its `TaskStore` interface,
+SQLite or PostgreSQL), `polling/` (pollers, schedule, shared status, cluster coordination),
+`downloads/` (saving result videos safely), `costs/` (prices and budgets) and `access/`
+(principals and keys). `server/` is the MCP face over the service, `view/` the live player for
+hosts that render MCP Apps, `simulator/` a local APIMP, and `cli` starts it all.
 """
 
 from importlib.metadata import version

@@ -3,7 +3,7 @@
 The journal is the record of what a principal submitted, so the limits are counted from it. The
 check and the journal entry of the submit it allows must happen as one step, or parallel submits
 (on this instance or on another one sharing the journal) would all see room for one more: the
-caller holds the store's `submit_lock` across both (see `VideoService.submit`).
+caller holds the store's `submit_lock` across both (see `Submitter` in `submits`).
 """
 
 from __future__ import annotations
