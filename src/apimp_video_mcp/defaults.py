@@ -176,6 +176,10 @@ POSTGRES_POOL_MIN_CONNECTIONS: Final = 1
 POSTGRES_POOL_MAX_CONNECTIONS: Final = 8
 # Long enough for a database on another host to answer, short enough that a wrong URL is told soon.
 POSTGRES_CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# The most one piece of journal work (a few statements) may take once it has its connection: they
+# take milliseconds, so a database that does not answer (a failover, a network partition, a lock
+# never released) is told as a journal failure rather than hanging every caller behind it.
+POSTGRES_STATEMENT_TIMEOUT_SECONDS: Final = 10.0
 
 # --- A cluster: one poller per task across instances (see `coordination`) --------------------
 # An owner renews its leases three times per lease; another instance takes a task over once its

@@ -88,3 +88,38 @@ async def test_a_journal_that_cannot_answer_is_named_to_the_model_and_nothing_is
     assert "Nothing was sent to APIMP" in text_of(failed)
     assert status_requests_after_failure == 0  # the failed look-up asked APIMP nothing
     assert recovered["task_id"] == task_id
+
+
+async def test_a_database_that_stops_answering_fails_a_statement_by_its_deadline(postgres_url: str) -> None:
+    """A lock never released (or a failover, a partition): the journal says so, it does not hang."""
+    store = PostgresTaskStore(postgres_url, statement_seconds=0.3)
+    await store.check()  # migrated and connected before the table is locked
+    async with await psycopg.AsyncConnection.connect(postgres_url) as admin:
+        await admin.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")  # held until the rollback
+        with anyio.fail_after(10), pytest.raises(TimeoutError, match=r"did not answer within 0\.3 s"):
+            await store.get("task_1", principal=LOCAL)
+        await admin.rollback()
+    with anyio.fail_after(10):
+        after = await store.get("task_1", principal=LOCAL)  # a fresh connection replaced the cut one
+    await store.close()
+
+    assert after is None
+
+
+async def test_a_tool_on_a_database_that_stops_answering_says_so_by_its_deadline(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    settings = fast_settings(upstream.base_url, tmp_path / "videos", journal_path=postgres_url)
+    store = PostgresTaskStore(postgres_url, statement_seconds=0.3)
+    async with Client(build_server(settings, store=store)) as client:
+        task_id = structured(await client.call_tool("submit_video", SUBMIT))["task_id"]
+        async with await psycopg.AsyncConnection.connect(postgres_url) as admin:
+            await admin.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+            with anyio.fail_after(10):
+                stuck = await client.call_tool("get_status", {"task_id": task_id})
+            await admin.rollback()
+
+    assert stuck.is_error
+    assert f"could not be read to look up task {task_id} (PostgreSQL did not answer within 0.3 s)" in text_of(
+        stuck
+    )

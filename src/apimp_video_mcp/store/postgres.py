@@ -15,6 +15,7 @@ each principal's submit lock (`submit_lock`: an advisory lock, so a limit holds 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -89,6 +90,7 @@ class PostgresTaskStore:
         min_connections: int = defaults.POSTGRES_POOL_MIN_CONNECTIONS,
         max_connections: int = defaults.POSTGRES_POOL_MAX_CONNECTIONS,
         submit_lock_seconds: float = defaults.SUBMIT_LOCK_TIMEOUT_SECONDS,
+        statement_seconds: float = defaults.POSTGRES_STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         if max_connections < 2:
             raise ValueError("a submit lock holds one pooled connection while its block uses another")
@@ -96,6 +98,7 @@ class PostgresTaskStore:
         self._min_connections = min_connections
         self._max_connections = max_connections
         self._submit_lock_seconds = submit_lock_seconds
+        self._statement_seconds = statement_seconds
         self._submit_turns = KeyedLocks()
         # Submit locks hold at most half the pool, so the statements of their blocks (and every
         # other caller) always find a connection: a full pool of lock holders would wait forever.
@@ -279,7 +282,7 @@ class PostgresTaskStore:
 
     async def prune(self, *, updated_before: datetime) -> PrunedTasks:
         """Forget ended tasks unchanged since `updated_before`; their events go with them (cascade)."""
-        async with self._transaction() as conn:
+        async with self._transaction(bounded=False) as conn:
             cursor = await conn.execute(
                 "WITH doomed AS (DELETE FROM tasks WHERE submit_state = 'accepted'"
                 " AND status IN ('finished', 'failed') AND updated_at < %s RETURNING entry_id, local_paths)"
@@ -434,14 +437,20 @@ class PostgresTaskStore:
             await migrate_postgresql(conn)
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
+    async def _connection(self, *, bounded: bool = True) -> AsyncIterator[Connection]:
+        """A pooled connection for the block, which must end within the statement timeout (unless
+        not `bounded`: pruning a big journal may take long): a database that stops answering is
+        then a clear failure of its own, and the connection, cut mid-statement, is replaced."""
         pool = await self._connections()
         async with pool.connection() as conn:
-            yield conn
+            with anyio.move_on_after(self._statement_seconds if bounded else math.inf) as scope:
+                yield conn
+        if scope.cancelled_caught:
+            raise TimeoutError(f"PostgreSQL did not answer within {self._statement_seconds:g} s")
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Connection]:
-        async with self._connection() as conn, conn.transaction():
+    async def _transaction(self, *, bounded: bool = True) -> AsyncIterator[Connection]:
+        async with self._connection(bounded=bounded) as conn, conn.transaction():
             yield conn
 
     async def _execute(self, query: str, params: Sequence[Any]) -> None:
