@@ -64,11 +64,13 @@ class IssuerKeys:
         jwks_url: str | None,
         http: httpx2.AsyncClient,
         refresh_min_seconds: float = defaults.JWKS_REFRESH_MIN_SECONDS,
+        timeout_seconds: float = defaults.JWKS_TIMEOUT_SECONDS,
     ) -> None:
         self.issuer = issuer
         self._jwks_url = jwks_url
         self._http = http
         self._refresh_min_seconds = refresh_min_seconds
+        self._timeout_seconds = timeout_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = anyio.Lock()
@@ -123,16 +125,33 @@ class IssuerKeys:
         raise JwksError(f"{self.issuer} publishes no jwks_uri; set APIMP_OAUTH_JWKS_URL")
 
     async def _get_json(self, url: str) -> Any:
+        """The JSON document at `url`, read within the timeout and up to JWKS_MAX_BYTES: every token
+        check waits on this fetch, so a slow or endless answer must not hold them (or the memory)."""
         try:
-            response = await self._http.get(url)
+            with anyio.fail_after(self._timeout_seconds):
+                status, body = await self._read_bounded(url)
+        except TimeoutError:
+            raise JwksError(f"{url} did not answer within {self._timeout_seconds:g} s") from None
         except httpx2.HTTPError as exc:
             raise JwksError(f"cannot reach {url}: {type(exc).__name__}") from None
-        if response.status_code != 200 or len(response.content) > defaults.JWKS_MAX_BYTES:
-            raise JwksError(f"{url} answered HTTP {response.status_code} ({len(response.content)} bytes)")
+        if len(body) > defaults.JWKS_MAX_BYTES:
+            raise JwksError(f"{url} answered more than {defaults.JWKS_MAX_BYTES} bytes")
+        if status != 200:
+            raise JwksError(f"{url} answered HTTP {status} ({len(body)} bytes)")
         try:
-            return response.json()
-        except json.JSONDecodeError:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise JwksError(f"{url} did not answer JSON") from None
+
+    async def _read_bounded(self, url: str) -> tuple[int, bytes]:
+        """The status and at most JWKS_MAX_BYTES + 1 bytes of the body (enough to tell it is too big)."""
+        body = bytearray()
+        async with self._http.stream("GET", url) as response:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > defaults.JWKS_MAX_BYTES:
+                    break
+            return response.status_code, bytes(body)
 
 
 class JwtVerifier:
