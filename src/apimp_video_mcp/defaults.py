@@ -111,6 +111,9 @@ METADATA_MAX_BYTES: Final = 16 * 1024
 # messages are a sentence or two, and a task lists one video (up to 4 with sampleCount). The file
 # list keeps far more than DOWNLOAD_MAX_FILES, so that a refusal can still say how many were listed.
 UPSTREAM_TEXT_MAX_CHARS: Final = 2_000
+# The most of one APIMP answer that is read (decoded): a status or submit answer is a few KiB, and
+# one far larger is cut off unread rather than held in memory.
+UPSTREAM_ANSWER_MAX_BYTES: Final = 4 * 1024 * 1024
 UPSTREAM_FILES_MAX: Final = 100
 # list_tasks and apimp://tasks show this much of each prompt (apimp://tasks/{id} shows all of it).
 PROMPT_PREVIEW_CHARS: Final = 160

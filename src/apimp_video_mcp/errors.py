@@ -140,6 +140,20 @@ class UpstreamServerError(UpstreamError):
         )
 
 
+class AnswerTooLargeError(UpstreamServerError):
+    """APIMP's answer ran past the size any documented answer has; the rest was never read."""
+
+    def __init__(self, status_code: int, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(status_code, f"an answer of more than {max_bytes} bytes")
+
+    def describe(self) -> str:
+        return (
+            f"APIMP answered (HTTP {self.status_code}) with more than {self.max_bytes} bytes, far more "
+            "than any answer it documents, so it was cut off unread. Try again shortly."
+        )
+
+
 class UnknownTaskError(ApimpError):
     """The caller's journal has no such task: it never existed, or it is another principal's.
 

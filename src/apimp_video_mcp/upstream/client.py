@@ -20,6 +20,7 @@ import httpx2
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.errors import (
+    AnswerTooLargeError,
     ApimpError,
     AuthenticationError,
     ConfigurationError,
@@ -138,7 +139,7 @@ class ApimpClient:
         while True:
             attempt += 1
             try:
-                response = await self._http.post(SUBMIT_PATH, json=body, headers=self._auth_headers())
+                response = await self._exchange("POST", SUBMIT_PATH, json=body, headers=self._auth_headers())
                 break
             except _NEVER_SENT as exc:
                 delay = retry_delay_seconds(attempt, self._retry_policy, None, self._rng)
@@ -163,6 +164,8 @@ class ApimpClient:
                     f"The submit request was sent to APIMP but no answer came back ({type(exc).__name__}). "
                     f"{_MAY_EXIST}"
                 ) from None
+            except AnswerTooLargeError as exc:
+                raise SubmitOutcomeUnknownError(f"{exc} {_MAY_EXIST}") from None
         if response.status_code >= 500:
             # A gateway error after the request arrived: APIMP may still have created the task.
             message = _error_message(response)
@@ -193,7 +196,7 @@ class ApimpClient:
         """
         path = STATUS_PATH.format(task_id=task_id)
         response = await self._send_with_retries(
-            lambda: self._http.get(path, headers=self._auth_headers()),
+            lambda: self._exchange("GET", path, headers=self._auth_headers()),
             what=f"check task {task_id}",
             policy=None if retry else _ONE_ATTEMPT,
         )
@@ -216,7 +219,7 @@ class ApimpClient:
         """
         headers = {**self._auth_headers(), **body.headers}
         response = await self._send_with_retries(
-            lambda: self._http.post(UPLOAD_STREAM_PATH, content=body, headers=headers),
+            lambda: self._exchange("POST", UPLOAD_STREAM_PATH, content=body, headers=headers),
             what=f"upload {body.filename}",
         )
         envelope = _json_or_none(response)
@@ -269,6 +272,17 @@ class ApimpClient:
             logger.info("%s: HTTP %s, retrying in %.1f s", what, response.status_code, delay)
             await self._sleep(delay)
 
+    async def _exchange(self, method: str, path: str, **options: Any) -> httpx2.Response:
+        """One request, its answer read whole within the read timeout and up to a size.
+
+        httpx2's timeouts bound each read, not the answer: one trickled a byte at a time, or one
+        without end, would otherwise hold the caller (a submit, a poller) or the memory forever.
+        """
+        async with self._http.stream(method, path, **options) as response:
+            body = await _read_answer(response, within_seconds=self._http.timeout.read)
+        headers = [(name, value) for name, value in response.headers.multi_items() if name not in _DECODED]
+        return httpx2.Response(response.status_code, headers=headers, content=body, request=response.request)
+
     def _auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key()}"}
 
@@ -288,6 +302,27 @@ class ApimpClient:
                 return data
             raise UpstreamError(status, f"unexpected response body: {response.text[:200]!r}")
         raise _error_for(status, _error_message(response), response, task_id)
+
+
+# Headers about the answer's encoding on the wire: its body is kept decoded, so they no longer apply.
+_DECODED: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def _read_answer(response: httpx2.Response, *, within_seconds: float | None) -> bytes:
+    """The decoded body, by `within_seconds` from its first byte and at most UPSTREAM_ANSWER_MAX_BYTES
+    (decoded, so a small compressed answer cannot unpack into gigabytes)."""
+    body = bytearray()
+    try:
+        with anyio.fail_after(defaults.REQUEST_TIMEOUT_SECONDS if within_seconds is None else within_seconds):
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > defaults.UPSTREAM_ANSWER_MAX_BYTES:
+                    raise AnswerTooLargeError(response.status_code, defaults.UPSTREAM_ANSWER_MAX_BYTES)
+    except TimeoutError:
+        raise httpx2.ReadTimeout(
+            "the answer did not arrive whole within the read timeout", request=response.request
+        ) from None
+    return bytes(body)
 
 
 def _accepted_task(data: dict[str, Any], response: httpx2.Response) -> TaskSnapshot:
