@@ -30,6 +30,7 @@ from apimp_video_mcp.config import Settings
 from apimp_video_mcp.server.oauth import IssuerKeys, JwksError, JwtVerifier
 from apimp_video_mcp.simulator import running_app
 from tests.support import Upstream, structured, text_of
+from tests.support.hostile import talking
 from tests.support.http import client_with, initialize_request, serving_oauth
 
 pytestmark = pytest.mark.anyio
@@ -226,32 +227,11 @@ async def test_made_up_key_ids_do_not_become_a_stream_of_requests_to_the_issuer(
     assert issuer.jwks_fetches == 1, "within the refresh interval, an unknown kid fetches nothing"
 
 
-def _hostile_jwks(chunk: bytes, pause_seconds: float) -> Any:
-    """A hostile key endpoint: `chunk` after `chunk`, a pause apart, until the client hangs up."""
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async with anyio.create_task_group() as group:
-
-            async def talk() -> None:
-                while True:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await anyio.sleep(pause_seconds)
-
-            group.start_soon(talk)
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            group.cancel_scope.cancel()
-
-    return app
-
-
 @pytest.mark.parametrize(
     ("app", "reason"),
     [
-        (_hostile_jwks(b" " * 65536, 0), "answered more than 1048576 bytes"),  # endless
-        (_hostile_jwks(b" ", 0.05), r"did not answer within 0\.5 s"),  # a byte at a time
+        (talking(b" " * 65536), "answered more than 1048576 bytes"),  # endless
+        (talking(b" ", pause_seconds=0.05), r"did not answer within 0\.5 s"),  # a byte at a time
     ],
     ids=["endless", "trickling"],
 )

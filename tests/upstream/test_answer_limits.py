@@ -7,7 +7,7 @@ without end, a byte at a time, or with a small gzip body that unpacks into megab
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from apimp_video_mcp.errors import AnswerTooLargeError, SubmitOutcomeUnknownErro
 from apimp_video_mcp.models import SubmitRequest
 from apimp_video_mcp.simulator import running_app
 from apimp_video_mcp.upstream.client import ApimpClient, build_http_client
+from tests.support.hostile import App, talking
 
 pytestmark = pytest.mark.anyio
 
@@ -27,31 +28,6 @@ SUBMIT = SubmitRequest.model_validate(
     {"model": "veo-3.1-fast-generate-preview", "input": {"prompt": "a kite over a beach"}}
 )
 READ_TIMEOUT_SECONDS = 0.5
-
-App = Callable[[Any, Any, Any], Any]
-
-
-def answering(chunk: bytes, *, pause_seconds: float = 0.0) -> App:
-    """A server that answers 200 with `chunk` after `chunk`, a pause apart, until the client leaves."""
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async with anyio.create_task_group() as group:
-
-            async def talk() -> None:
-                while True:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await anyio.sleep(pause_seconds)
-
-            group.start_soon(talk)
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            group.cancel_scope.cancel()
-
-    return app
 
 
 def bomb() -> App:
@@ -78,7 +54,7 @@ async def client_of(app: App) -> AsyncIterator[ApimpClient]:
             await http.aclose()
 
 
-@pytest.mark.parametrize("app", [answering(b" " * 65536), bomb()], ids=["endless", "gzip bomb"])
+@pytest.mark.parametrize("app", [talking(b" " * 65536), bomb()], ids=["endless", "gzip bomb"])
 async def test_an_answer_past_the_limit_is_cut_off_unread(app: App) -> None:
     async with client_of(app) as client:
         with anyio.fail_after(10), pytest.raises(AnswerTooLargeError, match="cut off unread"):
@@ -86,13 +62,13 @@ async def test_an_answer_past_the_limit_is_cut_off_unread(app: App) -> None:
 
 
 async def test_an_answer_trickled_a_byte_at_a_time_ends_by_the_read_timeout() -> None:
-    async with client_of(answering(b" ", pause_seconds=0.05)) as client:
+    async with client_of(talking(b" ", pause_seconds=0.05)) as client:
         with anyio.fail_after(10), pytest.raises(UpstreamUnreachableError, match="ReadTimeout"):
             await client.get_status(TASK_ID, retry=False)
 
 
 async def test_a_submit_answered_without_end_may_have_created_a_task() -> None:
-    async with client_of(answering(b" " * 65536)) as client:
+    async with client_of(talking(b" " * 65536)) as client:
         with anyio.fail_after(10), pytest.raises(SubmitOutcomeUnknownError) as raised:
             await client.submit(SUBMIT)
 
