@@ -48,6 +48,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 WAIT_MS = 15_000  # every wait on the page is bounded; the tasks here take a few seconds at most
+LONG_TASK_SECONDS = 30.0  # a task the test ends itself (queued for its first 8 %)
 VEO = "veo-3.1-fast-generate-preview"
 PROMPT = "a paper boat drifting down a rain-soaked street, golden hour"
 
@@ -216,7 +217,9 @@ async def record_progress(frame: Frame) -> None:
 async def test_submit_shows_the_task_and_wait_shows_progress_then_plays_the_result_link(
     host: HostSession,
 ) -> None:
-    host.upstream.simulator.task_duration_seconds = 3.0
+    # Long enough that the task never ends before the test has seen it run, on however slow a
+    # machine: the test ends it itself (finish_now) once the bar has moved.
+    host.upstream.simulator.task_duration_seconds = LONG_TASK_SECONDS
     submit_view = await host.open(csp="declared", theme="light")
 
     submitted = await host.run_tool("submit_video", {"model": VEO, "input": {"prompt": PROMPT}})
@@ -240,6 +243,10 @@ async def test_submit_shows_the_task_and_wait_shows_progress_then_plays_the_resu
     assert await text(frame, "elapsed") != ""
     assert await text(frame, "estimate") == "Estimate unavailable"  # no earlier task to go by
     await host.screenshot("running", frame)
+    await frame.wait_for_function(
+        "() => new Set(window.seenProgress.filter((value) => value < 100)).size >= 2", timeout=WAIT_MS
+    )
+    host.upstream.simulator.finish_now(task_id)
 
     waited = await host.finish_tool()
     [saved] = waited["structuredContent"]["saved_videos"]
