@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Principal
-from apimp_video_mcp.errors import JournalUnavailableError, UnknownTaskError
+from apimp_video_mcp.errors import JournalUnavailableError, SubmitOutcomeUnknownError, UnknownTaskError
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.store import JournalEntry, TaskStore
 from apimp_video_mcp.store.interface import describe_failure
@@ -64,6 +64,13 @@ class TaskLookups:
             raise UnknownTaskError(task_id)
         return entry
 
+    async def entry_with_a_task(self, task_id: str, principal: Principal) -> JournalEntry | None:
+        """`entry_for`, refusing a submit whose outcome is unknown: it has no task to ask about."""
+        entry = await self.entry_for(task_id, principal)
+        if entry is not None and entry.submit_state == "unknown":
+            raise SubmitOutcomeUnknownError(_unknown_outcome_message(entry))
+        return entry
+
     async def fetch_status(
         self, task_id: str, principal: Principal = LOCAL_PRINCIPAL, *, retry: bool = True
     ) -> TaskSnapshot:
@@ -108,7 +115,7 @@ def reading_the_journal(purpose: str) -> Iterator[None]:
         ) from exc
 
 
-def unknown_outcome_message(entry: JournalEntry) -> str:
+def _unknown_outcome_message(entry: JournalEntry) -> str:
     """Why a submit whose outcome is unknown has no status to show, and what to check before
     sending the same request again (it may have been created, and paid for)."""
     return (

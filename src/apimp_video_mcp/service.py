@@ -28,9 +28,8 @@ from apimp_video_mcp.costs.budget import Spending
 from apimp_video_mcp.costs.pricing import CostEstimate
 from apimp_video_mcp.costs.quotes import Quoter
 from apimp_video_mcp.downloads.saving import VideoSaver
-from apimp_video_mcp.errors import SubmitOutcomeUnknownError
 from apimp_video_mcp.local_files import LocalFilePolicy
-from apimp_video_mcp.lookups import TaskLookups, reading_the_journal, unknown_outcome_message
+from apimp_video_mcp.lookups import TaskLookups, reading_the_journal
 from apimp_video_mcp.models import SubmitRequest, TaskSnapshot
 from apimp_video_mcp.polling.coordination import ClusterCoordination, Coordination, PollingLeases
 from apimp_video_mcp.polling.durations import typical_duration
@@ -182,9 +181,7 @@ class VideoService:
         """The task's status: from the journal when it has ended (unless `refresh`), else from APIMP."""
         # A task this principal has seen running cannot have ended unseen: no journal read needed.
         if not self.lookups.seen_running_by(task_id, principal):
-            entry = await self.entry_for(task_id, principal)
-            if entry is not None and entry.submit_state == "unknown":
-                raise SubmitOutcomeUnknownError(unknown_outcome_message(entry))
+            entry = await self.lookups.entry_with_a_task(task_id, principal)
             if entry is not None and entry.is_terminal and not refresh:
                 return TaskReport.from_entry(entry, next_step_for(entry.status, timed_out=False))
         snapshot = await self.shared_status(task_id, principal, refresh=refresh)

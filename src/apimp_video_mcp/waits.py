@@ -19,8 +19,8 @@ from apimp_video_mcp import defaults
 from apimp_video_mcp.access.principals import LOCAL_PRINCIPAL, Principal
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.downloads.saving import SaveOutcome, VideoSaver
-from apimp_video_mcp.errors import SubmitOutcomeUnknownError, UpstreamUnreachableError
-from apimp_video_mcp.lookups import TaskLookups, reading_the_journal, unknown_outcome_message
+from apimp_video_mcp.errors import UpstreamUnreachableError
+from apimp_video_mcp.lookups import TaskLookups, reading_the_journal
 from apimp_video_mcp.models import TaskSnapshot
 from apimp_video_mcp.polling.durations import generation_format, learned_typical_duration, typical_duration
 from apimp_video_mcp.polling.pollers import PollerHub, ReportProgress, WaitOutcome, wait_for_task
@@ -72,9 +72,7 @@ class Waiter:
     ) -> WaitResult:
         """Wait for the task until it ends or the timeout passes; save its videos when asked."""
         timeout = timeout_seconds or self.settings.wait_timeout_seconds
-        entry = await self.lookups.entry_for(task_id, principal)
-        if entry is not None and entry.submit_state == "unknown":
-            raise SubmitOutcomeUnknownError(unknown_outcome_message(entry))
+        entry = await self.lookups.entry_with_a_task(task_id, principal)
         if entry is not None and entry.is_terminal:  # nothing left to wait for: no request needed
             outcome = WaitOutcome(entry.to_snapshot(), timed_out=False, waited_seconds=0.0)
             await report(100.0, f"{entry.status} (from the task journal)")
