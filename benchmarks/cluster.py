@@ -6,19 +6,25 @@ on the real parts the multi-instance test uses (tests/support/cluster.py: the in
 script three times, Debian's HAProxy round-robin, a PostgreSQL cluster of its own), with the APIMP
 simulator in this process timing every status request.
 
+The clients (`--clients` SDK clients) run in `--client-processes` worker processes, so that
+their own CPU does not throttle this process, which hosts the simulator (benchmarks/_workers.py).
+
 Three phases, each on fresh tasks that end `--task-duration` seconds after every wait is in flight
 and every task has its poller (so the phases poll equally long, whatever the clients' start-up):
 1. shared: `--waiters` calls of wait_for_video spread evenly over `--tasks` tasks, through the
    balancer. Completion count, upstream status requests, the latency from each task's finish
-   upstream to its last waiter's answer, and each instance's peak RSS (VmHWM, so far).
+   upstream (and from the poll that saw it) to its last waiter's answer, the CPU every process
+   spent on that fan-out, and each instance's peak RSS (VmHWM, so far).
 2. baseline: the same number of tasks with one waiter each: the requests of single pollers.
-3. kill: as phase 1, and as soon as every task has its poller, the instance holding the most
-   polling leases gets SIGKILL. Its waiters call again through the balancer. The takeover gap is, per task
-   the dead instance polled, the time from its last status request before the kill to the first
-   one after; lost tasks are those not every waiter saw finish.
+3. kill: as phase 1, and `--kill-after` seconds after every task has its poller, the instance
+   holding the most polling leases gets SIGKILL. A call it cut is made again through the
+   balancer. The takeover gap is, per task the dead instance polled, the time from its last
+   status request before the kill to the first one after, split into its parts (the lease
+   running out, a survivor's claim, its first request); lost tasks are those not every waiter
+   saw finish.
 
     .venv/bin/python -m benchmarks.cluster [--tasks 30] [--waiters 3000] [--clients 300]
-        [--task-duration 20]
+        [--client-processes 3] [--task-duration 20] [--kill-after 2]
 
 Figures are printed, never asserted: the machine is shared and noisy.
 """
