@@ -1,4 +1,5 @@
-"""What every benchmark prints with its figures: the machine, the code and the load it ran under.
+"""What every benchmark prints with its figures: the machine, the code and the load it ran under;
+and what /proc says of the processes it measures.
 
 Figures mean nothing without them, on a shared 2-core machine least of all.
 """
@@ -10,6 +11,8 @@ import platform
 import subprocess
 import sys
 from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
 
 
 def machine_description() -> str:
@@ -49,3 +52,27 @@ def print_header(title: str, command: str) -> None:
     print(f"load average before: {load_average()}")
     print(f"command: {command}")
     print(f"argv:    {' '.join(sys.argv)}")
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One reading of /proc for a process."""
+
+    rss_kib: int
+    hwm_kib: int
+    cpu_seconds: float
+
+
+def read_process(pid: int) -> ProcessSample:
+    """VmRSS/VmHWM from /proc/PID/status, utime+stime from /proc/PID/stat."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    after_name = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces; it ends at ')'
+    ticks = int(after_name[11]) + int(after_name[12])  # fields 14 and 15 of proc(5): utime, stime
+    return ProcessSample(
+        rss_kib=int(fields["VmRSS"].split()[0]),
+        hwm_kib=int(fields["VmHWM"].split()[0]),
+        cpu_seconds=ticks / os.sysconf("SC_CLK_TCK"),
+    )

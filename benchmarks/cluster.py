@@ -32,7 +32,6 @@ Figures are printed, never asserted: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import statistics
 import sys
@@ -56,7 +55,7 @@ from tests.support.postgres import binaries, start_postgres, with_database
 from tests.support.processes import child_environment
 
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_app
-from benchmarks._machine import load_average, print_header
+from benchmarks._machine import load_average, print_header, read_process
 from benchmarks._workers import Worker, emit, next_message, worker_processes
 
 MODULE: Final = "benchmarks.cluster"
@@ -242,13 +241,6 @@ def seen_to_last_answer(simulator: Simulator, log: StatusLog, phase: Phase) -> l
     return spans
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def lease_owners(url: str) -> dict[str, str]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cursor = await conn.execute("SELECT task_id, owner FROM task_polls")
@@ -343,12 +335,11 @@ async def drive(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a live process, from /proc (0 once it is gone)."""
+    """User plus system CPU time of a live process (0 once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return read_process(pid).cpu_seconds
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_process(cluster: Cluster, workers: list[Worker]) -> dict[str, float]:
@@ -446,7 +437,7 @@ async def phases(bench: Bench) -> None:
     print_latency(bench, shared)
     print_cpu(shared)
     for instance in cluster.instances:
-        rss = peak_rss_mb(instance.process.pid)
+        rss = read_process(instance.process.pid).hwm_kib / 1024
         print(f"  {instance.name} (pid {instance.process.pid}) peak RSS: {rss:.0f} MB")
 
     # 2. baseline: single pollers

@@ -54,7 +54,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apimp_video_mcp import defaults
 from apimp_video_mcp.simulator import SIMULATOR_API_KEY, Simulator, running_simulator
-from benchmarks._machine import load_average, machine_description, source_state
+from benchmarks._machine import ProcessSample, load_average, machine_description, read_process, source_state
 from benchmarks._workers import (
     LOG_TAIL_LINES,
     Worker,
@@ -102,34 +102,7 @@ PROFILE_TOP_FUNCTIONS: Final = 30
 TRACEBACK_LINES: Final = 40
 
 
-# --- The machine ---------------------------------------------------------------------------------
-
-
 # --- /proc -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcessSample:
-    """One reading of /proc for a process."""
-
-    rss_kib: int
-    hwm_kib: int
-    cpu_seconds: float
-
-
-def read_process(pid: int) -> ProcessSample:
-    """VmRSS/VmHWM from /proc/PID/status, utime+stime from /proc/PID/stat."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    after_name = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces; it ends at ')'
-    ticks = int(after_name[11]) + int(after_name[12])  # fields 14 and 15 of proc(5): utime, stime
-    return ProcessSample(
-        rss_kib=int(fields["VmRSS"].split()[0]),
-        hwm_kib=int(fields["VmHWM"].split()[0]),
-        cpu_seconds=ticks / os.sysconf("SC_CLK_TCK"),
-    )
 
 
 def own_cpu_seconds() -> float:
