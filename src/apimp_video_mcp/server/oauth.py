@@ -39,6 +39,7 @@ from apimp_video_mcp.access.principals import Limits, Principal
 from apimp_video_mcp.config import Settings
 from apimp_video_mcp.errors import ConfigurationError
 from apimp_video_mcp.server.auth import AuthSetup, PrincipalToken, default_limits
+from apimp_video_mcp.upstream.answers import read_at_most
 
 logger = logging.getLogger(__name__)
 
@@ -144,14 +145,9 @@ class IssuerKeys:
             raise JwksError(f"{url} did not answer JSON") from None
 
     async def _read_bounded(self, url: str) -> tuple[int, bytes]:
-        """The status and at most JWKS_MAX_BYTES + 1 bytes of the body (enough to tell it is too big)."""
-        body = bytearray()
+        """The status and the body, read only until it passes JWKS_MAX_BYTES (see `read_at_most`)."""
         async with self._http.stream("GET", url) as response:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > defaults.JWKS_MAX_BYTES:
-                    break
-            return response.status_code, bytes(body)
+            return response.status_code, await read_at_most(response, defaults.JWKS_MAX_BYTES)
 
 
 class JwtVerifier:

@@ -33,6 +33,7 @@ from apimp_video_mcp.errors import (
     UpstreamUnreachableError,
 )
 from apimp_video_mcp.models import TASK_ID_PATTERN, SubmitRequest, TaskSnapshot, UploadedFile
+from apimp_video_mcp.upstream.answers import read_at_most
 from apimp_video_mcp.upstream.multipart import MultipartFileBody
 from apimp_video_mcp.upstream.retry import (
     RetryPolicy,
@@ -309,20 +310,17 @@ _DECODED: Final = frozenset({"content-encoding", "content-length", "transfer-enc
 
 
 async def _read_answer(response: httpx2.Response, *, within_seconds: float | None) -> bytes:
-    """The decoded body, by `within_seconds` from its first byte and at most UPSTREAM_ANSWER_MAX_BYTES
-    (decoded, so a small compressed answer cannot unpack into gigabytes)."""
-    body = bytearray()
+    """The decoded body, by `within_seconds` from its first byte and at most UPSTREAM_ANSWER_MAX_BYTES."""
     try:
         with anyio.fail_after(defaults.REQUEST_TIMEOUT_SECONDS if within_seconds is None else within_seconds):
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > defaults.UPSTREAM_ANSWER_MAX_BYTES:
-                    raise AnswerTooLargeError(response.status_code, defaults.UPSTREAM_ANSWER_MAX_BYTES)
+            body = await read_at_most(response, defaults.UPSTREAM_ANSWER_MAX_BYTES)
     except TimeoutError:
         raise httpx2.ReadTimeout(
             "the answer did not arrive whole within the read timeout", request=response.request
         ) from None
-    return bytes(body)
+    if len(body) > defaults.UPSTREAM_ANSWER_MAX_BYTES:
+        raise AnswerTooLargeError(response.status_code, defaults.UPSTREAM_ANSWER_MAX_BYTES)
+    return body
 
 
 def _accepted_task(data: dict[str, Any], response: httpx2.Response) -> TaskSnapshot:
